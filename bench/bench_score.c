@@ -1,0 +1,126 @@
+/* bench_score.c — CPU throughput of `score` (forward + log-softmax NLL) on a ~110M-parameter
+ * random LLaMA model, and how much of it is GEMM.
+ *
+ * Reference measured in the same run: the same GEMMs (every linear layer's shape, same
+ * threads) timed alone with cblas_sgemm. score_time / gemm_only_time says how close the
+ * whole forward is to its GEMM floor; absolute numbers depend on the machine. */
+#include "model.h"
+#include "ops.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng = 0x12345678ULL;
+static float randn(void) { /* small uniform noise is enough: speed does not depend on values */
+    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
+    return ((float)(rng >> 40) / (float)(1 << 24) - 0.5f) * 0.04f;
+}
+static void fill(float *p, size_t n, float base) { for (size_t i = 0; i < n; i++) p[i] = base + randn(); }
+
+static double score_once(const pb_model *m, pb_fwd_state *st, const int32_t *ids, int T, float *logits) {
+    pb_err err = {0};
+    if (pb_model_forward(m, st, ids, 1, T, NULL, logits, false, &err)) {
+        fprintf(stderr, "bench_score: forward failed: %s\n", err.msg);
+        exit(1);
+    }
+    double sum = 0;
+    int V = m->cfg.vocab_size;
+    for (int t = 0; t + 1 < T; t++) {
+        const float *r = logits + (size_t)t * V;
+        float mx = r[0];
+        for (int v = 1; v < V; v++) mx = r[v] > mx ? r[v] : mx;
+        double z = 0;
+        for (int v = 0; v < V; v++) z += exp((double)r[v] - mx);
+        sum += mx + log(z) - r[ids[t + 1]];
+    }
+    return sum;
+}
+
+/* The GEMMs of one forward, alone: per layer q,k,v,o, gate, up, down, then the LM head. */
+static void gemm_only(const pb_model *m, int T, float *x, float *y) {
+    const pb_config *c = &m->cfg;
+    for (int l = 0; l < c->n_layers; l++) {
+        const pb_layer *L = &m->layers[l];
+        int q = L->n_heads * L->head_dim, kv = L->n_kv_heads * L->head_dim, f = L->ffn_dim, d = c->dim;
+        const struct { const float *w; int in, out; } g[7] = {
+            {L->wq, d, q}, {L->wk, d, kv}, {L->wv, d, kv}, {L->wo, q, d}, {L->w_gate, d, f}, {L->w_up, d, f}, {L->w_down, f, d}};
+        for (int i = 0; i < 7; i++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, g[i].out, g[i].in, 1.0f, x, g[i].in, g[i].w, g[i].in,
+                        0.0f, y, g[i].out);
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, c->vocab_size, c->dim, 1.0f, x, c->dim, m->lm_head, c->dim,
+                0.0f, y, c->vocab_size);
+}
+
+int main(int argc, char **argv) {
+    int threads = 0, T = 512, reps = 3;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--seq-len") && i + 1 < argc) T = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+        else { fprintf(stderr, "usage: bench_score [--threads N] [--seq-len T] [--reps R]\n"); return 2; }
+    }
+    if (threads > 0) pb_set_threads(threads);
+    /* GPT-2-small-sized LLaMA: 12 x (4*768^2 + 3*768*2048) = 85M in blocks + 24.6M tied embedding */
+    pb_config cfg = {.dim = 768, .n_layers = 12, .vocab_size = 32000, .max_seq_len = 2048, .norm_eps = 1e-5f,
+                     .rope_theta = 10000.0f, .tied_embeddings = true, .bos_id = 1, .eos_id = 2,
+                     .n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .ffn_dim = 2048};
+    strcpy(cfg.arch, "llama");
+    pb_model *m = NULL;
+    pb_err err = {0};
+    if (pb_model_create(&m, &cfg, true, &err)) { fprintf(stderr, "bench_score: %s\n", err.msg); return 1; }
+    fill(m->tok_emb, (size_t)cfg.vocab_size * cfg.dim, 0);
+    fill(m->final_norm, (size_t)cfg.dim, 1);
+    for (int l = 0; l < cfg.n_layers; l++) {
+        pb_layer *L = &m->layers[l];
+        size_t d = cfg.dim, q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim, f = L->ffn_dim;
+        fill(L->attn_norm, d, 1); fill(L->mlp_norm, d, 1);
+        fill(L->wq, q * d, 0); fill(L->wk, kv * d, 0); fill(L->wv, kv * d, 0); fill(L->wo, d * q, 0);
+        fill(L->w_gate, f * d, 0); fill(L->w_up, f * d, 0); fill(L->w_down, d * f, 0);
+    }
+    int32_t *ids = malloc((size_t)T * sizeof *ids);
+    float *logits = malloc((size_t)T * cfg.vocab_size * sizeof *logits);
+    size_t big = (size_t)T * (cfg.vocab_size > cfg.ffn_dim ? cfg.vocab_size : cfg.ffn_dim);
+    float *gx = calloc(big, sizeof *gx), *gy = calloc(big, sizeof *gy);
+    pb_fwd_state *st = pb_fwd_state_new();
+    if (!ids || !logits || !gx || !gy || !st) { fprintf(stderr, "bench_score: out of memory\n"); return 1; }
+    for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 7919u + 1) % (unsigned)cfg.vocab_size);
+    fill(gx, big, 0);
+
+    score_once(m, st, ids, T, logits); /* warm-up: page in weights, grow scratch buffers */
+    memset(&pb_profile, 0, sizeof pb_profile);
+    pb_profile.enabled = true;
+    double t0 = pb_time_now();
+    for (int r = 0; r < reps; r++) score_once(m, st, ids, T, logits);
+    double score_s = (pb_time_now() - t0) / reps;
+    pb_profile.enabled = false;
+    gemm_only(m, T, gx, gy);
+    t0 = pb_time_now();
+    for (int r = 0; r < reps; r++) gemm_only(m, T, gx, gy);
+    double gemm_s = (pb_time_now() - t0) / reps;
+
+    double flops = 2.0 * (double)pb_model_params(m) * T; /* tied head counted once, used once */
+    char th[16];
+    snprintf(th, sizeof th, "%d", threads);
+    printf("bench_score: %lld params (%lld w/o embeddings), seq_len %d, %d reps, threads %s\n",
+           (long long)pb_model_params(m), (long long)pb_model_params_no_embed(m), T, reps, threads > 0 ? th : "default");
+    printf("\n| what | seconds/seq | tokens/s | GFLOP/s |\n|---|---:|---:|---:|\n");
+    printf("| score (forward + NLL) | %.4f | %.1f | %.1f |\n", score_s, T / score_s, flops / score_s * 1e-9);
+    printf("| GEMMs alone (reference) | %.4f | %.1f | %.1f |\n", gemm_s, T / gemm_s, flops / gemm_s * 1e-9);
+    printf("\nscore / GEMM-only time ratio: %.3f\n", score_s / gemm_s);
+    double total = 0;
+    for (int i = 0; i < PB_OP_COUNT; i++) total += pb_profile.seconds[i];
+    printf("\n| op | share of forward time | calls/seq |\n|---|---:|---:|\n");
+    for (int i = 0; i < PB_OP_COUNT; i++)
+        printf("| %s | %.1f%% | %ld |\n", pb_op_names[i], 100.0 * pb_profile.seconds[i] / (score_s * reps),
+               pb_profile.calls[i] / reps);
+    printf("| (outside ops: NLL, glue) | %.1f%% | |\n", 100.0 * (1 - total / (score_s * reps)));
+    printf("\nGEMM share of score time: %.1f%%\n", 100.0 * pb_profile.seconds[PB_OP_LINEAR] / (score_s * reps));
+    free(ids); free(logits); free(gx); free(gy);
+    pb_fwd_state_free(st);
+    pb_model_free(m);
+    return 0;
+}

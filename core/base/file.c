@@ -1,0 +1,98 @@
+/* file.c — memory maps, whole-file reads and path helpers, each failure naming the file. */
+#include "pb_base.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+int pb_mmap_open(pb_mmap *m, const char *path, bool copy_on_write, pb_err *err) {
+    memset(m, 0, sizeof *m);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return pb_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return pb_err_set(err, "%s: not a regular file", path);
+    }
+    m->size = (size_t)st.st_size;
+    if (m->size > 0) {
+        int prot = PROT_READ | (copy_on_write ? PROT_WRITE : 0);
+        void *p = mmap(NULL, m->size, prot, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return pb_err_set(err, "%s: cannot map: %s", path, strerror(errno));
+        }
+        m->data = p;
+    }
+    close(fd);
+    m->path = strdup(path);
+    m->writable = copy_on_write;
+    if (!m->path) { pb_mmap_close(m); return pb_err_set(err, "out of memory"); }
+    return 0;
+}
+
+void pb_mmap_close(pb_mmap *m) {
+    if (m->data) munmap(m->data, m->size);
+    free((void *)m->path);
+    memset(m, 0, sizeof *m);
+}
+
+int pb_file_read_all(const char *path, char **out, size_t *size, pb_err *err) {
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return pb_err_set(err, "%s: cannot open: %s", path, strerror(errno));
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) { fclose(f); return pb_err_set(err, "out of memory reading %s", path); }
+    for (;;) {
+        if (n + 1 >= cap) {
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) { free(buf); fclose(f); return pb_err_set(err, "out of memory reading %s", path); }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n - 1, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) { free(buf); return pb_err_set(err, "%s: read error", path); }
+    buf[n] = 0;
+    *out = buf;
+    if (size) *size = n;
+    return 0;
+}
+
+bool pb_file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+bool pb_is_dir(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *pb_path_join(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    char *p = malloc(a + b + 2);
+    if (!p) return NULL;
+    memcpy(p, dir, a);
+    size_t k = a;
+    if (a > 0 && dir[a - 1] != '/') p[k++] = '/';
+    memcpy(p + k, name, b + 1);
+    return p;
+}
+
+double pb_time_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

@@ -1,0 +1,57 @@
+/* cli.h — shared pieces of the prunebench command line: option parsing, model loading,
+ * error reporting. Each subcommand lives in its own cmd_<name>.c. */
+#ifndef PB_CLI_H
+#define PB_CLI_H
+
+#include "load.h"
+
+#include <stdio.h>
+
+/* Exit codes: 0 ok, 1 runtime error (bad input, failed computation), 2 usage error. */
+enum { PB_EXIT_OK = 0, PB_EXIT_ERROR = 1, PB_EXIT_USAGE = 2 };
+
+typedef enum { PB_OPT_FLAG, PB_OPT_STR, PB_OPT_INT, PB_OPT_FLOAT } pb_opt_kind;
+
+typedef struct {
+    const char *name;   /* long name without dashes: "threads" */
+    pb_opt_kind kind;
+    const char *metavar;/* "N", "FILE" (NULL for flags) */
+    const char *help;
+    /* filled by pb_cli_parse */
+    bool set;
+    const char *str;
+    long ival;
+    double fval;
+} pb_opt;
+
+typedef struct {
+    const char *name;       /* "score" */
+    const char *usage;      /* "MODEL --text FILE [--json]" */
+    const char *summary;    /* one line for `prunebench --help` */
+    const char *details;    /* paragraphs for `prunebench CMD --help`, or NULL */
+    int n_positional;       /* exact number of positional arguments */
+    int (*run)(int argc, char **argv);
+} pb_cmd;
+
+/* Parses argv[1..] (argv[0] is the subcommand) into opts (terminated by a {NULL} entry)
+ * and up to n_pos positionals. On --help prints help and returns 1 with *exit_code 0;
+ * on a usage error prints "prunebench CMD: usage error: ..." and returns 1 with exit 2. */
+int pb_cli_parse(const pb_cmd *cmd, int argc, char **argv, pb_opt *opts, const char **pos, int *exit_code);
+pb_opt *pb_cli_opt(pb_opt *opts, const char *name);
+
+/* Prints "prunebench: error: MSG" (one line) and returns PB_EXIT_ERROR. */
+int pb_cli_fail(const pb_err *err);
+int pb_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Loads MODEL with the common --tokenizer and --threads options applied. need_tok: fail
+ * with a clear message when the model carries no tokenizer. */
+int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_tokenizer **tok, pb_err *err);
+
+/* Options every model-loading command accepts; spread into a command's table. */
+#define PB_CLI_COMMON_OPTS \
+    {"tokenizer", PB_OPT_STR, "FILE", "tokenizer file (required for llama2.c .bin models)", 0, 0, 0, 0}, \
+    {"threads", PB_OPT_INT, "N", "CPU threads (default: all cores)", 0, 0, 0, 0}
+
+extern const pb_cmd pb_cmd_info, pb_cmd_tokenize, pb_cmd_score, pb_cmd_generate;
+
+#endif
