@@ -5,6 +5,8 @@
 #ifndef PB_OPS_H
 #define PB_OPS_H
 
+#include "pb_base.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -44,5 +46,15 @@ typedef struct {
 } pb_op_profile;
 extern pb_op_profile pb_profile;
 extern const char *const pb_op_names[PB_OP_COUNT];
+
+/* Runs one op call, timing it into pb_profile when profiling is on. */
+#define PB_OP(id, call) do {                                                        \
+        double pb_op_t0_ = pb_profile.enabled ? pb_time_now() : 0.0;               \
+        call;                                                                       \
+        if (pb_profile.enabled) {                                                   \
+            pb_profile.seconds[id] += pb_time_now() - pb_op_t0_;                    \
+            pb_profile.calls[id]++;                                                 \
+        }                                                                           \
+    } while (0)
 
 #endif

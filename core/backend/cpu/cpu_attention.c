@@ -1,0 +1,126 @@
+/* cpu_attention.c — causal grouped-query attention for one sequence, fp32.
+ *
+ * Two paths with the same semantics:
+ *  - prefill (many query rows): per (head, tile of query rows), scores = Q K^T and
+ *    out = P V are GEMMs, so that long prompts run at BLAS speed. The tile bounds the score
+ *    buffer and skips most of the masked upper triangle.
+ *  - decode (few rows), or when the score buffer cannot be allocated: one pass per query
+ *    row with an online softmax, which needs no memory beyond the output row.
+ * Both use softmax with max subtraction in fp32. The KV-cache test compares them (decode
+ * against a batched forward), so each checks the other. */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TILE_Q 64           /* query rows per score tile */
+#define GEMM_MIN_ROWS 8     /* fewer query rows than this: the row path is cheaper */
+#define PAR_MIN_WORK 65536  /* multiply-adds below which threads cost more than they save */
+
+static float dot(const float *a, const float *b, int n) {
+    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+        s0 += a[i] * b[i];
+        s1 += a[i + 1] * b[i + 1];
+        s2 += a[i + 2] * b[i + 2];
+        s3 += a[i + 3] * b[i + 3];
+    }
+    for (; i < n; i++) s0 += a[i] * b[i];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* One query row against keys 0..nk-1 of one KV head; o (hd) receives the result. */
+static void attend_row(float *o, const float *qr, const float *k, const float *v, int nk, int hd, float scale) {
+    float m = -INFINITY, l = 0.0f;
+    memset(o, 0, (size_t)hd * sizeof(float));
+    for (int j = 0; j < nk; j++) {
+        float s = dot(qr, k + (size_t)j * hd, hd) * scale;
+        if (s > m) {
+            /* new maximum: rescale what was accumulated against the old one */
+            float c = expf(m - s);
+            l *= c;
+            for (int d = 0; d < hd; d++) o[d] *= c;
+            m = s;
+        }
+        float p = expf(s - m);
+        l += p;
+        const float *vr = v + (size_t)j * hd;
+        for (int d = 0; d < hd; d++) o[d] += p * vr[d];
+    }
+    float inv = 1.0f / l;
+    for (int d = 0; d < hd; d++) o[d] *= inv;
+}
+
+static void attend_rows(float *out, const float *q, const float *k, const float *v, int t0, int t1, int p0, int h,
+                        int n_heads, int hd, float scale) {
+    for (int t = t0; t < t1; t++) {
+        size_t off = ((size_t)t * n_heads + h) * hd;
+        attend_row(out + off, q + off, k, v, p0 + t + 1, hd, scale);
+    }
+}
+
+/* Rows t0..t1-1 of head h with GEMMs; S is a (t1-t0, p0+t1) scratch. */
+static void attend_tile(float *out, const float *q, const float *k, const float *v, float *S, int t0, int t1,
+                        int p0, int h, int n_heads, int hd, float scale) {
+    int rows = t1 - t0, nk = p0 + t1, ld = n_heads * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, nk, hd, scale, q + ((size_t)t0 * n_heads + h) * hd,
+                ld, k, hd, 0.0f, S, nk);
+    for (int i = 0; i < rows; i++) {
+        float *s = S + (size_t)i * nk;
+        int valid = p0 + t0 + i + 1; /* causal: keys up to this row's own position */
+        float m = s[0];
+        for (int j = 1; j < valid; j++) m = s[j] > m ? s[j] : m;
+        float sum = 0.0f;
+        for (int j = 0; j < valid; j++) {
+            s[j] = expf(s[j] - m);
+            sum += s[j];
+        }
+        float inv = 1.0f / sum;
+        for (int j = 0; j < valid; j++) s[j] *= inv;
+        for (int j = valid; j < nk; j++) s[j] = 0.0f;
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, nk, 1.0f, S, nk, v, hd, 0.0f,
+                out + ((size_t)t0 * n_heads + h) * hd, ld);
+}
+
+void pb_cpu_attention(float *out, const float *q, const float *k, const float *v, int T, int p0, int n_heads,
+                      int n_kv, int hd, int kv_stride) {
+    if (T <= 0 || n_heads <= 0 || n_kv <= 0 || hd <= 0) return;
+    int group = n_heads / n_kv;
+    float scale = (float)(1.0 / sqrt((double)hd));
+    size_t kv_head = (size_t)kv_stride * hd; /* floats between consecutive KV heads */
+    double work = (double)n_heads * T * (p0 + T) * hd;
+
+    if (T < GEMM_MIN_ROWS) {
+        int tasks = n_heads * T;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK && tasks > 1)
+        for (int task = 0; task < tasks; task++) {
+            int h = task / T, t = task % T, g = h / group;
+            attend_rows(out, q, k + g * kv_head, v + g * kv_head, t, t + 1, p0, h, n_heads, hd, scale);
+        }
+        return;
+    }
+
+    int tiles = (T + TILE_Q - 1) / TILE_Q, tasks = n_heads * tiles;
+    size_t s_cap = (size_t)TILE_Q * (size_t)(p0 + T);
+#pragma omp parallel if (work >= PAR_MIN_WORK)
+    {
+        /* Each thread owns one score buffer; OpenBLAS runs single-threaded inside the
+         * parallel region, so the threads split heads and tiles among themselves. */
+        float *S = malloc(s_cap * sizeof(float));
+#pragma omp for schedule(dynamic, 1)
+        for (int task = 0; task < tasks; task++) {
+            int h = task / tiles, tile = task % tiles, g = h / group;
+            int t0 = tile * TILE_Q, t1 = t0 + TILE_Q < T ? t0 + TILE_Q : T;
+            const float *kg = k + g * kv_head, *vg = v + g * kv_head;
+            if (S)
+                attend_tile(out, q, kg, vg, S, t0, t1, p0, h, n_heads, hd, scale);
+            else
+                attend_rows(out, q, kg, vg, t0, t1, p0, h, n_heads, hd, scale);
+        }
+        free(S);
+    }
+}

@@ -1,0 +1,105 @@
+/* cpu_ops.c — the fp32 CPU backend: GEMMs through OpenBLAS, element-wise ops with OpenMP.
+ *
+ * This backend is the numerical reference for every other path, so it stays in fp32 and
+ * uses double only where a reduction is cheap compared with the GEMMs around it (RMSNorm's
+ * sum of squares, RoPE angles). Attention lives in cpu_attention.c. */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <string.h>
+
+/* Below this many elements an OpenMP fork costs more than the loop itself. */
+#define PAR_MIN 32768
+
+static void cpu_linear(float *y, const float *x, const float *W, const float *b, int n, int in, int out,
+                       bool accumulate) {
+    if (n <= 0 || out <= 0) return;
+    float beta = accumulate ? 1.0f : 0.0f;
+    if (b) {
+        /* Put the bias into y first and let the GEMM accumulate onto it. */
+        for (int i = 0; i < n; i++) {
+            float *yr = y + (size_t)i * out;
+            if (accumulate)
+                for (int o = 0; o < out; o++) yr[o] += b[o];
+            else
+                memcpy(yr, b, (size_t)out * sizeof(float));
+        }
+        beta = 1.0f;
+    }
+    if (in <= 0) {
+        if (beta == 0.0f) memset(y, 0, (size_t)n * out * sizeof(float));
+        return;
+    }
+    if (n == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, out, in, 1.0f, W, in, x, 1, beta, y, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.0f, x, in, W, in, beta, y, out);
+}
+
+static void cpu_rmsnorm(float *y, const float *x, const float *w, int n, int d, float eps) {
+#pragma omp parallel for schedule(static) if ((int64_t)n * d >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        const float *xr = x + (size_t)i * d;
+        float *yr = y + (size_t)i * d;
+        double ss = 0.0;
+        for (int j = 0; j < d; j++) ss += (double)xr[j] * xr[j];
+        float inv = (float)(1.0 / sqrt(ss / d + (double)eps));
+        for (int j = 0; j < d; j++) yr[j] = (xr[j] * inv) * w[j];
+    }
+}
+
+/* cos/sin are computed once per row and chunk of frequencies, then applied to every head. */
+#define ROPE_CHUNK 128
+
+static void cpu_rope(float *x, const int32_t *pos, const float *inv_freq, int n, int heads, int head_dim) {
+    int half = head_dim / 2;
+#pragma omp parallel for schedule(static) if ((int64_t)n * heads * head_dim >= PAR_MIN)
+    for (int i = 0; i < n; i++) {
+        float c[ROPE_CHUNK], s[ROPE_CHUNK];
+        float *xr = x + (size_t)i * heads * head_dim;
+        for (int j0 = 0; j0 < half; j0 += ROPE_CHUNK) {
+            int nj = half - j0 < ROPE_CHUNK ? half - j0 : ROPE_CHUNK;
+            for (int j = 0; j < nj; j++) {
+                double a = (double)pos[i] * (double)inv_freq[j0 + j];
+                c[j] = (float)cos(a);
+                s[j] = (float)sin(a);
+            }
+            for (int h = 0; h < heads; h++) {
+                float *x1 = xr + (size_t)h * head_dim + j0, *x2 = x1 + half;
+                for (int j = 0; j < nj; j++) {
+                    float a = x1[j], b = x2[j];
+                    x1[j] = a * c[j] - b * s[j];
+                    x2[j] = b * c[j] + a * s[j];
+                }
+            }
+        }
+    }
+}
+
+static void cpu_swiglu(float *h, const float *g, const float *u, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++) h[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+static void cpu_add(float *y, const float *x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static void cpu_embedding(float *x, const float *table, const int32_t *tok, int n, int d) {
+    for (int i = 0; i < n; i++) memcpy(x + (size_t)i * d, table + (size_t)tok[i] * d, (size_t)d * sizeof(float));
+}
+
+static const pb_ops cpu_ops = {
+    .name = "cpu",
+    .linear = cpu_linear,
+    .rmsnorm = cpu_rmsnorm,
+    .rope = cpu_rope,
+    .attention = pb_cpu_attention,
+    .swiglu = cpu_swiglu,
+    .add = cpu_add,
+    .embedding = cpu_embedding,
+};
+
+const pb_ops *pb_ops_cpu(void) { return &cpu_ops; }

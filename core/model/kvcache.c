@@ -1,0 +1,57 @@
+/* kvcache.c — per-layer key/value cache for incremental decoding.
+ *
+ * Each layer gets its own (batch, n_kv_heads, max_len, head_dim) buffer because pruning
+ * leaves layers with different KV-head counts (and attention-less layers need none). */
+#include "model.h"
+
+#include <string.h>
+
+int pb_kvcache_create(pb_kvcache **out, const pb_model *m, int batch, int max_len, pb_err *err) {
+    *out = NULL;
+    if (batch <= 0 || max_len <= 0)
+        return pb_err_set(err, "KV cache: invalid size batch=%d max_len=%d", batch, max_len);
+    pb_arena a;
+    pb_arena_init(&a, (size_t)1 << 16);
+    pb_kvcache *c = pb_arena_alloc(&a, sizeof *c);
+    if (!c) { pb_arena_free(&a); return pb_err_set(err, "KV cache: out of memory"); }
+    c->batch = batch;
+    c->max_len = max_len;
+    c->n_layers = m->cfg.n_layers;
+    int nl = c->n_layers > 0 ? c->n_layers : 1;
+    c->len = pb_arena_alloc_n(&a, (size_t)batch, sizeof(int));
+    c->k = pb_arena_alloc_n(&a, (size_t)nl, sizeof(float *));
+    c->v = pb_arena_alloc_n(&a, (size_t)nl, sizeof(float *));
+    bool ok = c->len && c->k && c->v;
+    for (int l = 0; ok && l < c->n_layers; l++) {
+        const pb_layer *L = &m->layers[l];
+        if (!L->has_attn) continue;
+        size_t n;
+        if (L->n_kv_heads <= 0 || L->head_dim <= 0 || !pb_mul_ok((size_t)batch, (size_t)L->n_kv_heads, &n) ||
+            !pb_mul_ok(n, (size_t)max_len, &n) || !pb_mul_ok(n, (size_t)L->head_dim, &n)) {
+            pb_arena_free(&a);
+            return pb_err_set(err, "KV cache: layer %d: invalid or too large shape (batch %d, kv_heads %d, "
+                              "max_len %d, head_dim %d)", l, batch, L->n_kv_heads, max_len, L->head_dim);
+        }
+        c->k[l] = pb_arena_alloc_n(&a, n, sizeof(float));
+        c->v[l] = pb_arena_alloc_n(&a, n, sizeof(float));
+        ok = c->k[l] && c->v[l];
+    }
+    if (!ok) {
+        pb_arena_free(&a);
+        return pb_err_set(err, "KV cache: out of memory (batch %d, max_len %d)", batch, max_len);
+    }
+    /* The arena that holds the struct is the struct's own member: copy its bookkeeping in. */
+    c->arena = a;
+    *out = c;
+    return 0;
+}
+
+void pb_kvcache_reset(pb_kvcache *c) {
+    if (c) memset(c->len, 0, (size_t)c->batch * sizeof(int));
+}
+
+void pb_kvcache_free(pb_kvcache *c) {
+    if (!c) return;
+    pb_arena a = c->arena; /* c itself lives in the arena */
+    pb_arena_free(&a);
+}

@@ -1,0 +1,155 @@
+/* test_kvcache.c — incremental decoding with the KV cache must reproduce one batched forward.
+ *
+ * For several tiny random models (GQA, MHA, non-uniform per-layer shapes, a layer without
+ * attention, one without MLP, biases, scaled RoPE) and B=3 sequences, compares against the
+ * batched, cache-less forward:
+ *   - token-by-token decode (the attention op's row path, positions from the cache), of
+ *     all sequences at once and of one sequence alone,
+ *   - chunked prefill with uneven chunks (the GEMM path with a non-zero start position),
+ *   - a logits-less prefill followed by a chunk, and last_only projections,
+ *   - each sequence run alone (B=1) against its row of the batch.
+ * And that bad calls (cache overflow, token ids outside the vocabulary, mismatched cache
+ * lengths or batch) fail with a message and leave the cache as it was.
+ *
+ * Error measure: per sequence, max|x - ref| / max|ref| over all its compared logits. Both
+ * sides evaluate the same fp32 formulas and differ only in summation order (GEMM vs GEMV
+ * blocking, two-pass vs online softmax), so the expected difference is a few fp32 ulps
+ * of the logit scale (~1e-7..1e-6); scaling by the largest logit keeps near-zero logits
+ * from inflating the measure. 1e-5 leaves a 10x margin over that rounding while any real
+ * defect (wrong position, missing or extra key, wrong KV head) moves logits by >1e-3. */
+#include "model.h"
+#include "pb_test.h"
+#include "rand_model.h"
+
+#define TOL 1e-5
+#define B 3
+#define T 70 /* more than one 64-row attention tile */
+
+static double rel_err(const float *x, const float *ref, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = fabs((double)x[i] - ref[i]), r = fabs((double)ref[i]);
+        num = e > num ? e : num;
+        den = r > den ? r : den;
+    }
+    return den > 0 ? num / den : num;
+}
+
+/* Compares logits of sequence b at positions [t0, t0+n) (stored contiguously in x) with ref. */
+static void compare(const char *what, const char *model, int b, const float *x, const float *ref, int t0, int n,
+                    int V) {
+    double e = rel_err(x, ref + ((size_t)b * T + t0) * V, (size_t)n * V);
+    CHECK_MSG(e <= TOL, "%s: %s: sequence %d positions %d..%d: relative error %.3g", model, what, b, t0, t0 + n - 1, e);
+}
+
+static void check_model(const char *name, pb_model *m) {
+    REQUIRE(m, "%s: could not build the model", name);
+    int V = m->cfg.vocab_size;
+    pb_err err;
+    pb_fwd_state *st = pb_fwd_state_new();
+    REQUIRE(st, "out of memory");
+    int32_t tok[B * T], col[B];
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((rm_uniform() + 1.0f) * 0.5f * V) % V;
+    float *ref = malloc(sizeof(float) * B * T * V), *out = malloc(sizeof(float) * B * T * V);
+    REQUIRE(ref && out, "out of memory");
+    REQUIRE(pb_model_forward(m, st, tok, B, T, NULL, ref, false, &err) == 0, "%s: %s", name, err.msg);
+
+    /* each sequence alone gives its row of the batch */
+    for (int b = 0; b < B; b++) {
+        REQUIRE(pb_model_forward(m, st, tok + b * T, 1, T, NULL, out, false, &err) == 0, "%s", err.msg);
+        compare("alone vs batch", name, b, out, ref, 0, T, V);
+    }
+    /* last_only without cache */
+    REQUIRE(pb_model_forward(m, st, tok, B, T, NULL, out, true, &err) == 0, "%s", err.msg);
+    for (int b = 0; b < B; b++) compare("last_only", name, b, out + (size_t)b * V, ref, T - 1, 1, V);
+
+    pb_kvcache *c;
+    REQUIRE(pb_kvcache_create(&c, m, B, T, &err) == 0, "%s", err.msg);
+    /* token-by-token decode */
+    for (int t = 0; t < T; t++) {
+        for (int b = 0; b < B; b++) col[b] = tok[b * T + t];
+        REQUIRE(pb_model_forward(m, st, col, B, 1, c, out, false, &err) == 0, "%s: step %d: %s", name, t, err.msg);
+        for (int b = 0; b < B; b++) compare("decode", name, b, out + (size_t)b * V, ref, t, 1, V);
+    }
+    for (int b = 0; b < B; b++) CHECK(c->len[b] == T);
+
+    /* full cache: one more token overflows, fails and changes nothing */
+    CHECK(pb_model_forward(m, st, col, B, 1, c, out, false, &err) != 0 && strstr(err.msg, "overflow"));
+    for (int b = 0; b < B; b++) CHECK(c->len[b] == T);
+
+    /* a single sequence decoded alone (the GEMV path of the linear op) */
+    pb_kvcache *c1;
+    REQUIRE(pb_kvcache_create(&c1, m, 1, T, &err) == 0, "%s", err.msg);
+    for (int t = 0; t < T; t++) {
+        REQUIRE(pb_model_forward(m, st, &tok[T + t], 1, 1, c1, out, true, &err) == 0, "%s", err.msg);
+        compare("decode alone", name, 1, out, ref, t, 1, V);
+    }
+    pb_kvcache_free(c1);
+
+    /* chunked prefill with uneven chunks */
+    static const int chunks[] = {5, 17, 1, 30, 17};
+    pb_kvcache_reset(c);
+    int32_t buf[B * T];
+    for (int i = 0, t0 = 0; i < 5; t0 += chunks[i++]) {
+        int n = chunks[i];
+        for (int b = 0; b < B; b++) memcpy(buf + b * n, tok + b * T + t0, sizeof(int32_t) * n);
+        REQUIRE(pb_model_forward(m, st, buf, B, n, c, out, false, &err) == 0, "%s: %s", name, err.msg);
+        for (int b = 0; b < B; b++) compare("chunked prefill", name, b, out + (size_t)b * n * V, ref, t0, n, V);
+    }
+
+    /* prefill without logits, then a last_only chunk */
+    pb_kvcache_reset(c);
+    int n1 = 50, n2 = T - 50;
+    for (int b = 0; b < B; b++) memcpy(buf + b * n1, tok + b * T, sizeof(int32_t) * n1);
+    REQUIRE(pb_model_forward(m, st, buf, B, n1, c, NULL, false, &err) == 0, "%s", err.msg);
+    for (int b = 0; b < B; b++) memcpy(buf + b * n2, tok + b * T + n1, sizeof(int32_t) * n2);
+    REQUIRE(pb_model_forward(m, st, buf, B, n2, c, out, true, &err) == 0, "%s", err.msg);
+    for (int b = 0; b < B; b++) compare("prefill + last_only", name, b, out + (size_t)b * V, ref, T - 1, 1, V);
+
+    /* bad calls leave the cache alone */
+    pb_kvcache_reset(c);
+    col[0] = 0, col[1] = V, col[2] = 1;
+    CHECK(pb_model_forward(m, st, col, B, 1, c, out, false, &err) != 0 && strstr(err.msg, "vocabulary"));
+    col[1] = -1;
+    CHECK(pb_model_forward(m, st, col, B, 1, c, out, false, &err) != 0 && strstr(err.msg, "vocabulary"));
+    CHECK(pb_model_forward(m, st, col, 1, 1, c, out, false, &err) == 0); /* slot 0 only */
+    col[1] = 2;
+    CHECK(pb_model_forward(m, st, col, B, 1, c, out, false, &err) != 0 && strstr(err.msg, "differ"));
+    CHECK(c->len[0] == 1 && c->len[1] == 0 && c->len[2] == 0);
+    int32_t four[4] = {1, 2, 3, 4};
+    CHECK(pb_model_forward(m, st, four, 4, 1, c, out, false, &err) != 0);
+    CHECK(pb_model_forward(m, st, four, 0, 1, NULL, out, false, &err) != 0);
+
+    pb_kvcache_free(c);
+    free(ref);
+    free(out);
+    pb_fwd_state_free(st);
+    pb_model_free(m);
+}
+
+int main(void) {
+    pb_set_threads(2);
+    pb_config cfg = {.dim = 48, .vocab_size = 97, .max_seq_len = 128, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                     .bos_id = 1, .eos_id = 2, .arch = "llama"};
+
+    cfg.n_layers = 3;
+    rm_layer gqa[3] = {{6, 2, 8, 96, "qkvoGUD"}, {6, 2, 8, 96, "qkvoGUD"}, {6, 2, 8, 96, "qkvoGUD"}};
+    check_model("gqa", rm_build(&cfg, gqa, 1));
+
+    cfg.n_layers = 2;
+    cfg.tied_embeddings = true;
+    cfg.rope_theta = 500000.0f;
+    rm_layer mha[2] = {{4, 4, 12, 64, NULL}, {4, 4, 12, 64, NULL}};
+    check_model("mha", rm_build(&cfg, mha, 2));
+
+    cfg.n_layers = 5;
+    cfg.tied_embeddings = false;
+    cfg.rope_scaling = (pb_rope_scaling){PB_ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 64};
+    rm_layer pruned[5] = {{6, 3, 8, 64, "oD"},   {0, 0, 0, 40, "D"}, {2, 1, 16, 0, "o"},
+                          {4, 4, 8, 72, "qkv"}, {1, 1, 8, 8, "GU"}};
+    check_model("pruned+llama3", rm_build(&cfg, pruned, 3));
+
+    cfg.rope_scaling = (pb_rope_scaling){PB_ROPE_LINEAR, 4.0f, 0, 0, 0};
+    check_model("pruned+linear", rm_build(&cfg, pruned, 4));
+    return pb_test_done("model_kvcache");
+}
