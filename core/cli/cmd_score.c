@@ -1,8 +1,7 @@
 /* cmd_score.c — `prunebench score MODEL --text FILE`: NLL and perplexity of one sequence.
  *
  * The text is encoded with BOS first and scored as one causal sequence: every token after
- * the first is predicted from its prefix. Log-softmax runs in double so that nll_sum over
- * thousands of tokens does not drift with the summation order. */
+ * the first is predicted from its prefix (pb_logits_nll does the log-softmax in double). */
 #include "cli.h"
 
 #include <cjson/cJSON.h>
@@ -74,21 +73,13 @@ static int score_ids(const pb_model *m, const int32_t *ids, size_t n, score_resu
     int rc = pb_model_forward(m, st, ids, 1, (int)n, NULL, logits, false, err);
     pb_fwd_state_free(st);
     if (rc) { free(logits); return -1; }
-    double sum = 0;
-    for (size_t t = 0; t + 1 < n; t++) {
-        const float *row = logits + t * V;
-        double mx = row[0];
-        for (size_t v = 1; v < V; v++) mx = row[v] > mx ? row[v] : mx;
-        double z = 0;
-        for (size_t v = 0; v < V; v++) z += exp((double)row[v] - mx);
-        double nll = mx + log(z) - row[ids[t + 1]];
-        if (!isfinite(nll)) {
-            free(logits);
-            return pb_err_set(err, "non-finite log-likelihood at position %zu (logits contain NaN or Inf)", t + 1);
-        }
-        sum += nll;
-    }
+    double sum = 0, *nll = malloc((n - 1) * sizeof *nll);
+    if (!nll) { free(logits); return pb_err_set(err, "out of memory"); }
+    /* row t of the logits predicts token t+1 */
+    rc = pb_logits_nll(logits, ids + 1, (int64_t)n - 1, (int)V, nll, &sum, err);
+    free(nll);
     free(logits);
+    if (rc) return -1;
     r->nll_sum = sum;
     r->n = n - 1;
     return 0;

@@ -83,8 +83,11 @@ static int check_inputs(const pb_model *m, const int32_t *tokens, int B, int T, 
         return pb_err_set(err, "forward: KV cache made for %d layers x %d sequences, model has %d layers, batch %d",
                           cache->n_layers, cache->batch, m->cfg.n_layers, B);
     for (int l = 0; l < m->cfg.n_layers; l++)
-        if (m->layers[l].has_attn && (!cache->k[l] || !cache->v[l]))
-            return pb_err_set(err, "forward: KV cache has no buffer for attention layer %d", l);
+        if (m->layers[l].has_attn &&
+            (!cache->k[l] || cache->kv_heads[l] != m->layers[l].n_kv_heads || cache->head_dim[l] != m->layers[l].head_dim))
+            return pb_err_set(err, "forward: KV cache layer %d was made for %d kv heads x %d, the model has %d x %d "
+                              "(a cache from another model?)", l, cache->kv_heads[l], cache->head_dim[l],
+                              m->layers[l].n_kv_heads, m->layers[l].head_dim);
     *p0 = cache->len[0];
     for (int b = 1; b < B; b++)
         if (cache->len[b] != *p0)

@@ -21,7 +21,9 @@ int pb_kvcache_create(pb_kvcache **out, const pb_model *m, int batch, int max_le
     c->len = pb_arena_alloc_n(&a, (size_t)batch, sizeof(int));
     c->k = pb_arena_alloc_n(&a, (size_t)nl, sizeof(float *));
     c->v = pb_arena_alloc_n(&a, (size_t)nl, sizeof(float *));
-    bool ok = c->len && c->k && c->v;
+    c->kv_heads = pb_arena_alloc_n(&a, (size_t)nl, sizeof(int));
+    c->head_dim = pb_arena_alloc_n(&a, (size_t)nl, sizeof(int));
+    bool ok = c->len && c->k && c->v && c->kv_heads && c->head_dim;
     for (int l = 0; ok && l < c->n_layers; l++) {
         const pb_layer *L = &m->layers[l];
         if (!L->has_attn) continue;
@@ -32,6 +34,8 @@ int pb_kvcache_create(pb_kvcache **out, const pb_model *m, int batch, int max_le
             return pb_err_set(err, "KV cache: layer %d: invalid or too large shape (batch %d, kv_heads %d, "
                               "max_len %d, head_dim %d)", l, batch, L->n_kv_heads, max_len, L->head_dim);
         }
+        c->kv_heads[l] = L->n_kv_heads;
+        c->head_dim[l] = L->head_dim;
         c->k[l] = pb_arena_alloc_n(&a, n, sizeof(float));
         c->v[l] = pb_arena_alloc_n(&a, n, sizeof(float));
         ok = c->k[l] && c->v[l];

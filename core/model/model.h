@@ -105,6 +105,7 @@ typedef struct {
     int batch, max_len;
     int n_layers;
     int *len;          /* (batch) positions already cached for each sequence */
+    int *kv_heads, *head_dim; /* (n_layers) shape each layer's buffers were made for (0: none) */
     float **k, **v;    /* (n_layers) -> (batch, n_kv_heads, max_len, head_dim), NULL for attn-less layers */
     pb_arena arena;
 } pb_kvcache;
@@ -127,6 +128,12 @@ void pb_fwd_state_free(pb_fwd_state *s);
  * Returns -1 (with err) on invalid tokens or a cache overflow. */
 int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T,
                      pb_kvcache *cache, float *logits, bool last_only, pb_err *err);
+
+/* nll[i] = -log softmax(logits[i])[targets[i]] for n rows of vocab logits (targets must be
+ * in range); *sum (optional) is their sum in row order. Fails, naming the first row, when a
+ * value is not finite. */
+int pb_logits_nll(const float *logits, const int32_t *targets, int64_t n, int vocab, double *nll, double *sum,
+                  pb_err *err);
 
 /* Threads used by the CPU backend (OpenMP and OpenBLAS); <= 0 keeps the default. */
 void pb_set_threads(int n);

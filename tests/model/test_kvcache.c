@@ -151,5 +151,27 @@ int main(void) {
 
     cfg.rope_scaling = (pb_rope_scaling){PB_ROPE_LINEAR, 4.0f, 0, 0, 0};
     check_model("pruned+linear", rm_build(&cfg, pruned, 4));
+
+    /* a cache made for one pruned model is refused by another with the same layer count
+     * but fewer KV heads in a layer, instead of being read with the wrong strides */
+    pb_model *a = rm_build(&cfg, pruned, 5);
+    rm_layer narrower[5] = {{6, 3, 8, 64, "oD"}, {0, 0, 0, 40, "D"}, {2, 1, 16, 0, "o"},
+                            {2, 2, 8, 72, "qkv"}, {1, 1, 8, 8, "GU"}};
+    pb_model *b = rm_build(&cfg, narrower, 5);
+    REQUIRE(a && b, "building models");
+    pb_kvcache *ca;
+    pb_err err = {0};
+    pb_fwd_state *st = pb_fwd_state_new();
+    float *logits = malloc((size_t)cfg.vocab_size * sizeof *logits);
+    int32_t one = 3;
+    REQUIRE(st && logits && pb_kvcache_create(&ca, a, 1, 8, &err) == 0, "%s", err.msg);
+    CHECK(pb_model_forward(a, st, &one, 1, 1, ca, logits, true, &err) == 0);
+    CHECK(pb_model_forward(b, st, &one, 1, 1, ca, logits, true, &err) != 0 && strstr(err.msg, "layer 3"));
+    CHECK(ca->len[0] == 1);
+    pb_kvcache_free(ca);
+    pb_fwd_state_free(st);
+    free(logits);
+    pb_model_free(a);
+    pb_model_free(b);
     return pb_test_done("model_kvcache");
 }
