@@ -91,10 +91,8 @@ void pb_log(pb_log_level lvl, const char *fmt, ...) __attribute__((format(printf
 
 /* ---- numbers ------------------------------------------------------------------------ */
 
-float pb_f16_to_f32(uint16_t h);
-float pb_bf16_to_f32(uint16_t h);
-uint16_t pb_f32_to_f16(float f);   /* round to nearest even */
-uint16_t pb_f32_to_bf16(float f);  /* round to nearest even, NaN kept */
+/* fp16 / bf16 conversions: pb_f16_to_f32, pb_bf16_to_f32, pb_f32_to_f16, pb_f32_to_bf16 */
+#include "pb_half.h"
 
 double pb_time_now(void);          /* monotonic seconds */
 

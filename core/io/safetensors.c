@@ -3,7 +3,6 @@
  * Every size and offset in the header is checked against the file before any pointer into
  * the data is formed, so a truncated or hostile file gives one error line, never a crash. */
 #include "safetensors.h"
-#include "st_half.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -193,13 +192,13 @@ void pb_st_to_f32(pb_st_dtype d, const uint8_t *src, float *dst, size_t n) {
 #pragma omp parallel for schedule(static) if (n > PB_ST_PAR_MIN)
         for (long long i = 0; i < nn; i++) {
             uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
-            dst[i] = pb_st_f16_to_f32(h);
+            dst[i] = pb_f16_to_f32(h);
         }
     } else {
 #pragma omp parallel for schedule(static) if (n > PB_ST_PAR_MIN)
         for (long long i = 0; i < nn; i++) {
             uint16_t h = (uint16_t)(src[2 * i] | (src[2 * i + 1] << 8));
-            dst[i] = pb_st_bf16_to_f32(h);
+            dst[i] = pb_bf16_to_f32(h);
         }
     }
 }
@@ -213,14 +212,14 @@ void pb_st_from_f32(pb_st_dtype d, const float *src, uint8_t *dst, size_t n) {
     if (d == PB_ST_F16) {
 #pragma omp parallel for schedule(static) if (n > PB_ST_PAR_MIN)
         for (long long i = 0; i < nn; i++) {
-            uint16_t h = pb_st_f32_to_f16(src[i]);
+            uint16_t h = pb_f32_to_f16(src[i]);
             dst[2 * i] = (uint8_t)h;
             dst[2 * i + 1] = (uint8_t)(h >> 8);
         }
     } else {
 #pragma omp parallel for schedule(static) if (n > PB_ST_PAR_MIN)
         for (long long i = 0; i < nn; i++) {
-            uint16_t h = pb_st_f32_to_bf16(src[i]);
+            uint16_t h = pb_f32_to_bf16(src[i]);
             dst[2 * i] = (uint8_t)h;
             dst[2 * i + 1] = (uint8_t)(h >> 8);
         }

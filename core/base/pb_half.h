@@ -1,15 +1,17 @@
-/* st_half.h — private to core/io: inline fp16/bf16 <-> fp32 conversions for bulk loops.
+/* pb_half.h — IEEE binary16 and bfloat16 <-> fp32 conversions: exact on the way up,
+ * round-to-nearest-even on the way down (NaN stays NaN, overflow gives inf).
  *
- * pb_base has the same conversions (half.c), but calling them once per element costs a
- * function call per weight; a 7B checkpoint has 7e9 of them. These inline versions give
- * bit-identical results (tests/io checks all 65536 halves and RNE ties against half.c). */
-#ifndef PB_ST_HALF_H
-#define PB_ST_HALF_H
+ * Inline because loaders convert billions of weights one element at a time; a function
+ * call per element would dominate. Integer-only, so the result does not depend on the
+ * FPU's rounding mode or flush-to-zero settings. tests/base checks them against brute-force
+ * nearest-value search, tests/io against an independent float-arithmetic version. */
+#ifndef PB_HALF_H
+#define PB_HALF_H
 
 #include <stdint.h>
 #include <string.h>
 
-static inline uint32_t pb_st_f16_bits_to_f32_bits(uint16_t h) {
+static inline uint32_t pb_f16_bits_to_f32_bits(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t em = h & 0x7fffu;
     if (em >= 0x7c00u) return sign | 0x7f800000u | ((em & 0x3ffu) << 13);   /* inf, nan */
@@ -21,21 +23,21 @@ static inline uint32_t pb_st_f16_bits_to_f32_bits(uint16_t h) {
     return sign | ((113u - shift) << 23) | ((em & 0x3ffu) << 13);
 }
 
-static inline float pb_st_f16_to_f32(uint16_t h) {
-    uint32_t u = pb_st_f16_bits_to_f32_bits(h);
+static inline float pb_f16_to_f32(uint16_t h) {
+    uint32_t u = pb_f16_bits_to_f32_bits(h);
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-static inline float pb_st_bf16_to_f32(uint16_t h) {
+static inline float pb_bf16_to_f32(uint16_t h) {
     uint32_t u = (uint32_t)h << 16;
     float f;
     memcpy(&f, &u, 4);
     return f;
 }
 
-static inline uint16_t pb_st_f32_to_bf16(float f) {
+static inline uint16_t pb_f32_to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* keep NaN a (quiet) NaN */
@@ -43,7 +45,7 @@ static inline uint16_t pb_st_f32_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
-static inline uint16_t pb_st_f32_to_f16(float f) {
+static inline uint16_t pb_f32_to_f16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
