@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 int pb_model_load(const char *path, const pb_load_opts *opts, pb_model **model, pb_tokenizer **tok, pb_err *err) {
@@ -24,5 +25,9 @@ int pb_model_load(const char *path, const pb_load_opts *opts, pb_model **model, 
     size_t n = fread(magic, 1, 4, f);
     fclose(f);
     if (n == 4 && !memcmp(magic, "GGUF", 4)) return pb_gguf_load(path, opts, model, tok, err);
+    /* ...but a .gguf name without the magic is a damaged GGUF file, and the GGUF reader's
+     * "wrong magic" says so better than the llama2.c reader's size checks would */
+    size_t len = strlen(path);
+    if (len >= 5 && !strcasecmp(path + len - 5, ".gguf")) return pb_gguf_load(path, opts, model, tok, err);
     return pb_llama2c_load(path, opts, model, tok, err);
 }

@@ -160,6 +160,10 @@ def main():
         if code == 1:
             check(p.stderr.startswith("prunebench: error: "), f"{args}: prefix {p.stderr!r}")
     expect_error(["info", os.path.join(TMP, "no-such-model")], 1, "no-such-model")
+    bad_gguf = os.path.join(TMP, "cli_bad_magic.gguf")
+    with open(bad_gguf, "wb") as f:
+        f.write(b"GGUX\x03\x00\x00\x00" + bytes(64))
+    expect_error(["info", bad_gguf], 1, "not a GGUF file")   # named .gguf: the GGUF reader explains
     expect_error(["frobnicate"], 2, "unknown command")
     expect_error(["info", GGUF, "--jsn"], 2, "--jsn")
     expect_error(["score", GGUF], 2, "--text")
