@@ -89,6 +89,28 @@ typedef enum { PB_LOG_ERROR = 0, PB_LOG_WARN = 1, PB_LOG_INFO = 2, PB_LOG_DEBUG 
 extern int pb_log_verbosity; /* messages at or below this level go to stderr; default INFO */
 void pb_log(pb_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- progress -------------------------------------------------------------------------
+ * "label: done/total (rate unit/s, ETA 1m23s)" on stderr, redrawn at most every 0.5 s while
+ * stderr is a terminal, and as plain lines every 10 s otherwise (logs, CI). Silent when
+ * pb_log_verbosity < PB_LOG_INFO (-q). */
+typedef struct {
+    const char *label, *unit;
+    int64_t total, done;
+    double t0, last;
+    bool tty, printed;
+} pb_progress;
+
+void pb_progress_start(pb_progress *p, const char *label, const char *unit, int64_t total);
+void pb_progress_update(pb_progress *p, int64_t done);
+void pb_progress_end(pb_progress *p);
+
+/* ---- hashing ----------------------------------------------------------------------- */
+
+/* sha256 of a whole file as 64 lowercase hex digits + NUL (OpenSSL's EVP digest). */
+int pb_sha256_file(const char *path, char hex[65], pb_err *err);
+/* sha256 of a buffer, same format. */
+void pb_sha256_hex(const void *data, size_t n, char hex[65]);
+
 /* ---- numbers ------------------------------------------------------------------------ */
 
 /* fp16 / bf16 conversions: pb_f16_to_f32, pb_bf16_to_f32, pb_f32_to_f16, pb_f32_to_bf16 */

@@ -52,6 +52,4 @@ int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_
     {"tokenizer", PB_OPT_STR, "FILE", "tokenizer file (required for llama2.c .bin models)", 0, 0, 0, 0}, \
     {"threads", PB_OPT_INT, "N", "CPU threads (default: all cores)", 0, 0, 0, 0}
 
-extern const pb_cmd pb_cmd_info, pb_cmd_tokenize, pb_cmd_score, pb_cmd_generate;
-
 #endif

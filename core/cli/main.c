@@ -1,9 +1,10 @@
 /* main.c — the prunebench command: global options, then dispatch to a subcommand. */
 #include "cli.h"
+#include "cli_commands.h" /* generated: one entry per core/cli/cmd_<name>.c */
 
 #include <string.h>
 
-static const pb_cmd *const commands[] = {&pb_cmd_info, &pb_cmd_tokenize, &pb_cmd_score, &pb_cmd_generate};
+static const pb_cmd *const commands[] = {PB_CLI_COMMANDS};
 #define N_COMMANDS (int)(sizeof commands / sizeof commands[0])
 
 static void print_usage(FILE *f) {

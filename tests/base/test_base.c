@@ -97,7 +97,27 @@ static void test_err(void) {
     CHECK(strstr(e.msg, "/nonexistent/file.bin") != NULL);
 }
 
+static void test_sha256(void) {
+    /* FIPS 180-2 test vectors */
+    char hex[65];
+    pb_sha256_hex("abc", 3, hex);
+    CHECK(strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+    pb_sha256_hex("", 0, hex);
+    CHECK(strcmp(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855") == 0);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sha_test.txt", pb_test_tmp());
+    FILE *f = fopen(path, "w");
+    REQUIRE(f, "cannot write %s", path);
+    fputs("abc", f);
+    fclose(f);
+    pb_err e = {0};
+    CHECK(pb_sha256_file(path, hex, &e) == 0 &&
+          strcmp(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad") == 0);
+    CHECK(pb_sha256_file("/nonexistent/x", hex, &e) == -1 && strstr(e.msg, "/nonexistent/x"));
+}
+
 int main(void) {
+    test_sha256();
     test_f16();
     test_bf16();
     test_arena();
