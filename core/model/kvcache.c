@@ -54,6 +54,24 @@ void pb_kvcache_reset(pb_kvcache *c) {
     if (c) memset(c->len, 0, (size_t)c->batch * sizeof(int));
 }
 
+int pb_kvcache_copy(pb_kvcache *c, int src, int dst, pb_err *err) {
+    if (src < 0 || dst < 0 || src >= c->batch || dst >= c->batch)
+        return pb_err_set(err, "KV cache: copy from sequence %d to %d outside batch %d", src, dst, c->batch);
+    if (src == dst) return 0;
+    size_t n = (size_t)c->len[src];
+    for (int l = 0; l < c->n_layers; l++) {
+        if (!c->k[l]) continue;
+        size_t hd = (size_t)c->head_dim[l], seq = (size_t)c->kv_heads[l] * c->max_len * hd;
+        for (int g = 0; g < c->kv_heads[l]; g++) {
+            size_t off = (size_t)g * c->max_len * hd;
+            memcpy(c->k[l] + dst * seq + off, c->k[l] + src * seq + off, n * hd * sizeof(float));
+            memcpy(c->v[l] + dst * seq + off, c->v[l] + src * seq + off, n * hd * sizeof(float));
+        }
+    }
+    c->len[dst] = c->len[src];
+    return 0;
+}
+
 void pb_kvcache_free(pb_kvcache *c) {
     if (!c) return;
     pb_arena a = c->arena; /* c itself lives in the arena */

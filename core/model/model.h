@@ -112,6 +112,10 @@ typedef struct {
 
 int  pb_kvcache_create(pb_kvcache **out, const pb_model *m, int batch, int max_len, pb_err *err);
 void pb_kvcache_reset(pb_kvcache *c);
+/* Makes sequence dst a copy of sequence src (its cached positions and length), so that a
+ * shared prefix (a zero-shot question's context) is computed once and continued several
+ * ways (its choices) in one batch. */
+int  pb_kvcache_copy(pb_kvcache *c, int src, int dst, pb_err *err);
 void pb_kvcache_free(pb_kvcache *c);
 
 /* Scratch buffers for a forward pass, grown on demand; one per thread of control. */

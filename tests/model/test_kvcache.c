@@ -106,6 +106,19 @@ static void check_model(const char *name, pb_model *m) {
     REQUIRE(pb_model_forward(m, st, buf, B, n2, c, out, true, &err) == 0, "%s", err.msg);
     for (int b = 0; b < B; b++) compare("prefill + last_only", name, b, out + (size_t)b * V, ref, T - 1, 1, V);
 
+    /* shared prefix: sequence 0's first 40 tokens prefilled once in slot 0, copied into
+     * slots 1 and 2, then all three continue with sequence 0's remaining tokens: every slot
+     * must give sequence 0's logits */
+    pb_kvcache_reset(c);
+    REQUIRE(pb_model_forward(m, st, tok, 1, 40, c, NULL, false, &err) == 0, "%s", err.msg);
+    CHECK(c->len[0] == 40 && c->len[1] == 0);
+    CHECK(pb_kvcache_copy(c, 0, 1, &err) == 0 && pb_kvcache_copy(c, 0, 2, &err) == 0);
+    CHECK(c->len[1] == 40 && c->len[2] == 40);
+    CHECK(pb_kvcache_copy(c, 0, B, &err) != 0); /* outside the batch */
+    for (int b = 0; b < B; b++) memcpy(buf + b * (T - 40), tok + 40, sizeof(int32_t) * (T - 40));
+    REQUIRE(pb_model_forward(m, st, buf, B, T - 40, c, out, false, &err) == 0, "%s", err.msg);
+    for (int b = 0; b < B; b++) compare("shared prefix", name, 0, out + (size_t)b * (T - 40) * V, ref, 40, T - 40, V);
+
     /* bad calls leave the cache alone */
     pb_kvcache_reset(c);
     col[0] = 0, col[1] = V, col[2] = 1;
