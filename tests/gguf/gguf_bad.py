@@ -2,7 +2,7 @@
 
 A small byte-level GGUF writer (independent of gguf-py, so that each field can be made
 wrong on purpose) builds a valid 1-layer model; every case changes one thing. Each case
-must make gguf_dump exit non-zero with exactly one stderr line that starts with the file
+must make pb_dump (tests/tools) exit non-zero with exactly one stderr line that starts with the file
 name and names the problem (a substring per case), without crashing (the ASan build runs
 the same cases). A control case checks that the unmodified file loads, so each failure is
 caused by its one change. The prunebench CLI, when built, must exit 1 with one
@@ -196,7 +196,7 @@ def run(dump, tmp, gguf_writer_file, custom_rope, check):
         open(p, "wb").write(data)
         out = os.path.join(tmp, f"good_{name}")
         os.makedirs(out, exist_ok=True)
-        r = subprocess.run([dump, "--tok", p, out], capture_output=True, text=True)
+        r = subprocess.run([dump, "--tok", p, "--tensors", out], capture_output=True, text=True)
         check(r.returncode == 0 and r.stderr == "", f"{name}: valid file does not load: {r.stderr.strip()}")
         if r.returncode == 0:
             j = json.load(open(os.path.join(out, "model.json")))

@@ -11,15 +11,9 @@
  * Skips (77) without the shared folder. */
 #include "load.h"
 #include "pb_test.h"
+#include "pb_test_model.h"
 
 #define N_IDS 257
-
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 static int same(const float *a, const float *b, size_t n) {
     return (a == NULL) == (b == NULL) && (!a || !memcmp(a, b, n * 4));
@@ -117,28 +111,10 @@ int main(void) {
 
     /* greedy decoding with the KV cache */
     int32_t want[N_IDS + 1];
-    int n = 0;
-    FILE *f = fopen(ref, "r");
-    REQUIRE(f, "cannot open %s", ref);
-    while (n <= N_IDS && fscanf(f, "%d", &want[n]) == 1) n++;
-    fclose(f);
+    int n = pb_test_read_ids(ref, want, N_IDS + 1);
     REQUIRE(n == N_IDS && want[0] == 1, "%s: expected %d ids starting with BOS, found %d", ref, N_IDS, n);
-    pb_fwd_state *st = pb_fwd_state_new();
-    pb_kvcache *kc;
-    REQUIRE(st && pb_kvcache_create(&kc, m, 1, N_IDS, &err) == 0, "%s", err.msg);
-    float *lg = malloc(sizeof(float) * (size_t)c->vocab_size);
-    REQUIRE(lg, "oom");
-    int32_t cur = want[0];
-    int first_bad = -1;
-    for (int i = 1; i < N_IDS; i++) {
-        REQUIRE(pb_model_forward(m, st, &cur, 1, 1, kc, lg, true, &err) == 0, "step %d: %s", i, err.msg);
-        cur = argmax(lg, c->vocab_size);
-        if (cur != want[i] && first_bad < 0) first_bad = i;
-    }
+    int first_bad = pb_test_greedy_mismatch(m, want[0], want, N_IDS);
     CHECK_MSG(first_bad < 0, "greedy decoding diverges from llama2.c at step %d", first_bad);
-    free(lg);
-    pb_kvcache_free(kc);
-    pb_fwd_state_free(st);
 
     check_tokenizer(tok, shared);
     pb_tok_free(tok);

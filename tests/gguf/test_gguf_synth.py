@@ -3,8 +3,8 @@
 
 Known random weights in Hugging Face layout are written the way llama.cpp's converter
 writes them (q/k rows permuted per head into Meta's interleaved RoPE order, 2-D weights in
-F32/F16/BF16/Q8_0/Q4_0/Q4_1 via gguf.quants, norms in F32) with GGUFWriter. The C helper
-gguf_dump loads each file and dumps every weight in HF naming. Checks:
+F32/F16/BF16/Q8_0/Q4_0/Q4_1 via gguf.quants, norms in F32) with GGUFWriter. The test tool
+pb_dump (tests/tools) loads each file and dumps every weight in HF naming. Checks:
   * every dumped weight equals, bit for bit, gguf.quants.dequantize of the data stored in the
     file (read back with GGUFReader), after undoing the row permutation in numpy. Exact:
     dequantization is d*q (Q4_1: d*q + m) with d, m widened exactly from fp16 and one fp32
@@ -13,7 +13,7 @@ gguf_dump loads each file and dumps every weight in HF naming. Checks:
     quantized ones are within the quantizer's own error bound of them (see `bound`);
   * shapes, per-layer head/FFN arrays (layers without attention or MLP), GQA, head_dim from
     key_length, biases, tied and untied heads, RoPE scaling, and which tensors are mapped.
-Usage: test_gguf_synth.py GGUF_DUMP. Skips (77) without numpy or gguf."""
+Usage: test_gguf_synth.py PB_DUMP. Skips (77) without numpy or gguf."""
 import json
 import os
 import subprocess
@@ -201,7 +201,7 @@ def write_gguf(path, cfg, hf, qtype_of):
 
 
 def run_dump(path, out=None, tok=False):
-    args = [DUMP] + (["--tok"] if tok else []) + [path] + ([out] if out else [])
+    args = [DUMP] + (["--tok"] if tok else []) + [path] + (["--tensors", out] if out else [])
     return subprocess.run(args, capture_output=True, text=True)
 
 
@@ -234,7 +234,7 @@ def verify(tag, path, cfg, hf, types, expect_tied):
     for f in os.listdir(out):
         os.remove(os.path.join(out, f))
     r = run_dump(path, out, tok=bool(cfg.get("tokenizer")))
-    check(r.returncode == 0, f"{tag}: gguf_dump failed: {r.stderr.strip()}")
+    check(r.returncode == 0, f"{tag}: pb_dump failed: {r.stderr.strip()}")
     if r.returncode != 0:
         return
     j = json.load(open(os.path.join(out, "model.json")))
@@ -250,7 +250,7 @@ def verify(tag, path, cfg, hf, types, expect_tied):
     for i, L in enumerate(cfg["layers"]):
         got = j["layers"][i]
         want = {"n_heads": L["heads"], "n_kv_heads": L["kv"], "ffn_dim": L["ffn"],
-                "head_dim": cfg["head_dim"], "has_attn": L["heads"] > 0, "has_mlp": L["ffn"] > 0}
+                "head_dim": cfg["head_dim"], "attn": L["heads"] > 0, "mlp": L["ffn"] > 0}
         check(all(got[k] == v for k, v in want.items()), f"{tag}: layer {i} shape {got} != {want}")
     check(set(j["tensors"]) == set(hf), f"{tag}: tensors {sorted(set(j['tensors']) ^ set(hf))} differ")
     for name, x in hf.items():

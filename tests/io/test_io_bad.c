@@ -101,7 +101,7 @@ static void write_st(const char *path, const ents *s, const char *raw_header, si
     for (int i = 0; i < 8; i++) buf[i] = (uint8_t)((uint64_t)k >> (8 * i));
     memcpy(buf + 8, hdr, k);
     for (size_t i = 0; i + 4 <= data_bytes; i += 4) { float one = 1.0f; memcpy(buf + 8 + k + i, &one, 4); }
-    io_write_file(path, buf, total);
+    pb_test_write_file(path, buf, total);
     free(buf);
 }
 
@@ -114,11 +114,11 @@ static const char *CONFIG =
 static char g_dir[4096], g_path[4200];
 
 static const char *path_in(const char *name) {
-    io_join(g_path, sizeof g_path, g_dir, name);
+    pb_test_join(g_path, sizeof g_path, g_dir, name);
     return g_path;
 }
 
-static void write_config(const char *text) { io_write_file(path_in("config.json"), text, strlen(text)); }
+static void write_config(const char *text) { pb_test_write_file(path_in("config.json"), text, strlen(text)); }
 
 /* config.json with `from` replaced by `to`. */
 static void write_config_edit(const char *from, const char *to) {
@@ -182,13 +182,13 @@ static void expect_fail(const char *file, const char *problem, const char *probl
 
 static void c_truncated(void) {
     write_config(CONFIG);
-    io_write_file(path_in("model.safetensors"), "\x10\x00\x00\x00\x00", 5);
+    pb_test_write_file(path_in("model.safetensors"), "\x10\x00\x00\x00\x00", 5);
     expect_fail("model.safetensors", "truncated", NULL);
 }
 
 static void c_empty(void) {
     write_config(CONFIG);
-    io_write_file(path_in("model.safetensors"), "", 0);
+    pb_test_write_file(path_in("model.safetensors"), "", 0);
     expect_fail("model.safetensors", "truncated", NULL);
 }
 
@@ -398,7 +398,7 @@ static void write_index(const ents *s, const char *extra) {
     for (int i = 0; i < s->n; i++)
         k += (size_t)snprintf(buf + k, sizeof buf - k, "\"%s\": \"model-00001-of-00002.safetensors\", ", s->e[i].name);
     snprintf(buf + k, sizeof buf - k, "%s}}", extra);
-    io_write_file(path_in("model.safetensors.index.json"), buf, strlen(buf));
+    pb_test_write_file(path_in("model.safetensors.index.json"), buf, strlen(buf));
 }
 
 static void c_missing_shard(void) {
@@ -430,7 +430,7 @@ static void c_bad_shard(void) {
     ents s;
     write_shard1(&s);
     write_index(&s, "\"lm_head.weight\": \"model-00002-of-00002.safetensors\"");
-    io_write_file(path_in("model-00002-of-00002.safetensors"), "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
+    pb_test_write_file(path_in("model-00002-of-00002.safetensors"), "\xff\xff\xff\xff\xff\xff\xff\xff{}", 10);
     expect_fail("model-00002-of-00002.safetensors", "exceeds the file size", NULL);
 }
 
@@ -463,8 +463,8 @@ static void c_fuzz(void) {
                 static const char crepl[] = "0123456789[]{},:\"-.eE tfn";
                 cbuf[x % cl] = x >> 16 & 1 ? crepl[(x >> 8) % (sizeof crepl - 1)] : (char)(x >> 8);
             }
-            io_write_file(path_in("model.safetensors"), good, n);
-            io_write_file(path_in("config.json"), cbuf, it % 13 ? cl : x % cl);
+            pb_test_write_file(path_in("model.safetensors"), good, n);
+            pb_test_write_file(path_in("config.json"), cbuf, it % 13 ? cl : x % cl);
         }
         memcpy(buf, good, n);
         size_t len = n;
@@ -476,7 +476,7 @@ static void c_fuzz(void) {
             buf[at] = x >> 16 & 1 ? (uint8_t)repl[(x >> 8) % (sizeof repl - 1)] : (uint8_t)(x >> 8);
         }
         if (it % 11 == 0) len = x % n; /* truncation */
-        if (it < 450) io_write_file(path_in("model.safetensors"), buf, len);
+        if (it < 450) pb_test_write_file(path_in("model.safetensors"), buf, len);
         pb_model *m = NULL;
         if (pb_model_load(g_dir, NULL, &m, NULL, &err) == 0) {
             CHECK(pb_model_validate(m, &err) == 0);
@@ -529,14 +529,14 @@ int main(int argc, char **argv) {
     char sub[256];
     snprintf(sub, sizeof sub, "io_bad_%s", argv[1]);
     if (!strcmp(argv[1], "control") || !strcmp(argv[1], "all")) {
-        io_fresh_dir(g_dir, sizeof g_dir, "io_bad_control");
+        pb_test_fresh_dir(g_dir, sizeof g_dir, "io_bad_control");
         c_control();
         ran++;
     }
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
         if (!strcmp(argv[1], "all") || !strcmp(argv[1], cases[i].name)) {
             snprintf(sub, sizeof sub, "io_bad_%s", cases[i].name);
-            io_fresh_dir(g_dir, sizeof g_dir, sub);
+            pb_test_fresh_dir(g_dir, sizeof g_dir, sub);
             fprintf(stderr, "case %s\n", cases[i].name);
             cases[i].fn();
             ran++;

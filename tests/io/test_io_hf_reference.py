@@ -2,8 +2,8 @@
 
 1. Folders written by transformers (save_pretrained, safetensors) in F32/F16/BF16, tied and
    untied, sharded, with biases, llama3 RoPE scaling, and a Mistral one, are loaded by
-   pb_model_load (through the io_dump_weights helper), which reports what it understood and
-   writes every weight back as F32 with pb_hf_save. Every weight must equal the original
+   pb_model_load (through the pb_dump test tool, tests/tools), which reports what it
+   understood and writes every weight back as F32 with pb_hf_save. Every weight must equal the original
    exactly: F16/BF16 values are exactly representable in fp32, so any difference is a bug.
 2. Those re-saved folders (F32, and BF16/F16/sharded variants) load in
    LlamaForCausalLM.from_pretrained with no missing or unexpected keys, the same state_dict
@@ -14,7 +14,7 @@
 4. The logits pb_model_forward computes from HF-written folders (GQA, tied BF16, F16 with
    biases and llama3 RoPE scaling, linear RoPE scaling) match transformers' fp32 logits.
 
-usage: test_io_hf_reference.py PATH/TO/io_dump_weights"""
+usage: test_io_hf_reference.py PATH/TO/pb_dump"""
 import glob
 import json
 import os
@@ -47,11 +47,26 @@ def check(cond, what):
 
 
 def dump(model_dir, out_dir=None, dtype="f32", shard=0):
-    args = [DUMP, model_dir] + ([out_dir, dtype, str(shard)] if out_dir else [])
+    """pb_dump's info JSON for model_dir; with out_dir, the model is also re-saved there."""
+    args = [DUMP, "--info", model_dir]
+    if out_dir:
+        args += ["--save", out_dir, "--dtype", dtype, "--max-shard-bytes", str(shard)]
     p = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if p.returncode != 0:
-        raise SystemExit(f"io_dump_weights {' '.join(args[1:])} failed ({p.returncode}): {p.stderr}")
+        raise SystemExit(f"pb_dump {' '.join(args[1:])} failed ({p.returncode}): {p.stderr}")
     return json.loads(p.stdout)
+
+
+def dump_logits(model_dir, ids):
+    """pb_dump's fp32 logits for one sequence of ids, as a (len(ids), vocab) float64 tensor."""
+    ids_path, out_path = os.path.join(BASE, "ids.txt"), os.path.join(BASE, "logits.f32")
+    with open(ids_path, "w") as f:
+        f.write(f"1 {len(ids)}\n" + " ".join(str(i) for i in ids) + "\n")
+    args = [DUMP, model_dir, "--logits", ids_path, out_path]
+    p = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        raise SystemExit(f"pb_dump {' '.join(args[1:])} failed ({p.returncode}): {p.stderr}")
+    return torch.from_numpy(np.fromfile(out_path, dtype="<f4").astype(np.float64).reshape(len(ids), -1))
 
 
 def read_folder(d):
@@ -125,16 +140,16 @@ def check_info(name, info, cfg, layers):
     eos = eos[0] if isinstance(eos, list) else eos
     check(info["eos_id"] == (-1 if eos is None else eos), f"{name}: eos_id")
     check(info["bos_id"] == (-1 if cfg.get("bos_token_id") is None else cfg["bos_token_id"]), f"{name}: bos_id")
-    rs = cfg.get("rope_scaling")
+    rs, got_rs = cfg.get("rope_scaling"), info["rope_scaling"]
     if rs:
-        check(info["rope_scaling_type"] == {"llama3": 1, "linear": 2}[rs["rope_type"]], f"{name}: rope type")
-        check(f32(info["rope_factor"]) == f32(rs["factor"]), f"{name}: rope factor")
+        check(got_rs["type"] == {"llama3": 1, "linear": 2}[rs["rope_type"]], f"{name}: rope type")
+        check(f32(got_rs["factor"]) == f32(rs["factor"]), f"{name}: rope factor")
         if rs["rope_type"] == "llama3":
-            check(f32(info["rope_low_freq_factor"]) == f32(rs["low_freq_factor"]), f"{name}: low_freq_factor")
-            check(f32(info["rope_high_freq_factor"]) == f32(rs["high_freq_factor"]), f"{name}: high_freq_factor")
-            check(info["rope_original_max_position"] == rs["original_max_position_embeddings"], f"{name}: orig max pos")
+            check(f32(got_rs["low_freq_factor"]) == f32(rs["low_freq_factor"]), f"{name}: low_freq_factor")
+            check(f32(got_rs["high_freq_factor"]) == f32(rs["high_freq_factor"]), f"{name}: high_freq_factor")
+            check(got_rs["original_max_position"] == rs["original_max_position_embeddings"], f"{name}: orig max pos")
     else:
-        check(info["rope_scaling_type"] == 0, f"{name}: rope scaling should be none")
+        check(got_rs["type"] == 0, f"{name}: rope scaling should be none")
     for l, (got, want) in enumerate(zip(info["layers"], layers)):
         for k in ("n_heads", "n_kv_heads", "ffn_dim", "attn", "mlp"):
             check(got[k] == want[k], f"{name}: layer {l} {k} {got[k]} != {want[k]}")
@@ -257,11 +272,7 @@ def run_logit_cases():
                     p.copy_(0.3 * torch.randn(p.shape, generator=g))
         model.to(dtype).save_pretrained(d, safe_serialization=True)
         ids = torch.randint(0, kw["vocab_size"], (40,), generator=g).tolist()
-        p = subprocess.run([DUMP, d, "--logits"] + [str(i) for i in ids], capture_output=True, text=True,
-                           timeout=600)
-        if p.returncode != 0:
-            raise SystemExit(f"io_dump_weights --logits {d} failed: {p.stderr}")
-        ours = torch.tensor(json.loads(p.stdout)["logits"], dtype=torch.float64)
+        ours = dump_logits(d, ids)
         # transformers in fp32 on the same (exactly widened) weights
         ref_model = LlamaForCausalLM.from_pretrained(d, torch_dtype=torch.float32).eval()
         with torch.no_grad():

@@ -19,7 +19,7 @@ static pb_config base_cfg(int n_layers, bool tied) {
     return c;
 }
 
-static const io_layer uniform3[] = {{4, 2, 4, 24, NULL}, {4, 2, 4, 24, NULL}, {4, 2, 4, 24, NULL}};
+static const rm_layer uniform3[] = {{4, 2, 4, 24, NULL}, {4, 2, 4, 24, NULL}, {4, 2, 4, 24, NULL}};
 
 static pb_model *load_ok(const char *dir) {
     pb_err err = {0};
@@ -38,7 +38,7 @@ static void save_ok(const pb_model *m, const char *dir, pb_save_dtype dt, size_t
 
 static char *slurp(const char *dir, const char *name) {
     char p[4096];
-    io_join(p, sizeof p, dir, name);
+    pb_test_join(p, sizeof p, dir, name);
     char *t = NULL;
     pb_err err;
     return pb_file_read_all(p, &t, NULL, &err) == 0 ? t : NULL;
@@ -46,7 +46,7 @@ static char *slurp(const char *dir, const char *name) {
 
 static bool exists(const char *dir, const char *name) {
     char p[4096];
-    io_join(p, sizeof p, dir, name);
+    pb_test_join(p, sizeof p, dir, name);
     return pb_file_exists(p);
 }
 
@@ -64,21 +64,21 @@ static int count_named(const char *dir, const char *s) {
 /* Every tensor of m must (want_mapped) or must not lie in one of its maps. */
 static void check_mapping(const pb_model *m, bool want_mapped) {
     size_t d = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab_size;
-    CHECK(io_in_maps(m, m->tok_emb, V * d) == want_mapped);
-    CHECK(io_in_maps(m, m->final_norm, d) == want_mapped);
-    CHECK(io_in_maps(m, m->lm_head, V * d) == want_mapped);
+    CHECK(pb_test_in_maps(m, m->tok_emb, V * d) == want_mapped);
+    CHECK(pb_test_in_maps(m, m->final_norm, d) == want_mapped);
+    CHECK(pb_test_in_maps(m, m->lm_head, V * d) == want_mapped);
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const pb_layer *L = &m->layers[l];
         size_t q = (size_t)L->n_heads * L->head_dim, f = (size_t)L->ffn_dim;
-        if (L->has_attn) CHECK_MSG(io_in_maps(m, L->wq, q * d) == want_mapped, "layer %d wq", l);
-        if (L->has_mlp) CHECK_MSG(io_in_maps(m, L->w_down, f * d) == want_mapped, "layer %d w_down", l);
+        if (L->has_attn) CHECK_MSG(pb_test_in_maps(m, L->wq, q * d) == want_mapped, "layer %d wq", l);
+        if (L->has_mlp) CHECK_MSG(pb_test_in_maps(m, L->w_down, f * d) == want_mapped, "layer %d w_down", l);
     }
     if (!want_mapped) CHECK(m->n_maps == 0); /* unused maps are closed, not kept */
 }
 
 static void roundtrip(const char *name, const pb_model *m, pb_save_dtype dt, size_t shard) {
     char dir[4096];
-    io_fresh_dir(dir, sizeof dir, name);
+    pb_test_fresh_dir(dir, sizeof dir, name);
     save_ok(m, dir, dt, shard);
     pb_model *r = load_ok(dir);
     CHECK_MSG(io_same_model(m, r, dt) == 0, "%s", name);
@@ -90,10 +90,10 @@ static void roundtrip(const char *name, const pb_model *m, pb_save_dtype dt, siz
 static void case_uniform(pb_save_dtype dt, const char *name) {
     pb_config c = base_cfg(3, false);
     c.rope_scaling = (pb_rope_scaling){PB_ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 8192};
-    pb_model *m = io_build(&c, uniform3, 1);
+    pb_model *m = rm_build(&c, uniform3, 1, RM_EXTREME);
     roundtrip(name, m, dt, 0);
     char dir[4096];
-    io_join(dir, sizeof dir, pb_test_tmp(), name);
+    pb_test_join(dir, sizeof dir, pb_test_tmp(), name);
     char *cfg = slurp(dir, "config.json");
     REQUIRE(cfg, "no config.json");
     CHECK(!strstr(cfg, "prunebench_layers"));  /* uniform: a plain LlamaConfig */
@@ -109,14 +109,14 @@ static void case_bf16(void) { case_uniform(PB_DTYPE_BF16, "io_rt_bf16"); }
 
 static void case_tied(void) {
     pb_config c = base_cfg(3, true);
-    pb_model *m = io_build(&c, uniform3, 2);
+    pb_model *m = rm_build(&c, uniform3, 2, RM_EXTREME);
     const pb_save_dtype dts[] = {PB_DTYPE_F32, PB_DTYPE_BF16};
     for (int i = 0; i < 2; i++) {
         char dir[4096];
-        io_fresh_dir(dir, sizeof dir, "io_rt_tied");
+        pb_test_fresh_dir(dir, sizeof dir, "io_rt_tied");
         save_ok(m, dir, dts[i], 0);
         char p[4096];
-        io_join(p, sizeof p, dir, "model.safetensors");
+        pb_test_join(p, sizeof p, dir, "model.safetensors");
         pb_st_file f;
         pb_err err;
         REQUIRE(pb_st_open(&f, p, &err) == 0, "%s", err.msg);
@@ -133,9 +133,9 @@ static void case_tied(void) {
 
 static void case_sharded(void) {
     pb_config c = base_cfg(3, false);
-    pb_model *m = io_build(&c, uniform3, 3);
+    pb_model *m = rm_build(&c, uniform3, 3, RM_EXTREME);
     char dir[4096];
-    io_fresh_dir(dir, sizeof dir, "io_rt_sharded");
+    pb_test_fresh_dir(dir, sizeof dir, "io_rt_sharded");
     save_ok(m, dir, PB_DTYPE_F32, 0); /* a stale single file that the sharded save must remove */
     CHECK(exists(dir, "model.safetensors"));
     save_ok(m, dir, PB_DTYPE_F32, 3000);
@@ -159,14 +159,14 @@ static void case_sharded(void) {
     pb_model_free(m);
 }
 
-static void nonuniform(const char *name, const io_layer *layers, int n) {
+static void nonuniform(const char *name, const rm_layer *layers, int n) {
     pb_config c = base_cfg(n, false);
-    pb_model *m = io_build(&c, layers, 4);
+    pb_model *m = rm_build(&c, layers, 4, RM_EXTREME);
     const pb_save_dtype dts[] = {PB_DTYPE_F32, PB_DTYPE_F16, PB_DTYPE_BF16};
     for (int i = 0; i < 3; i++) {
         roundtrip(name, m, dts[i], i == 2 ? 2000 : 0);
         char dir[4096];
-        io_join(dir, sizeof dir, pb_test_tmp(), name);
+        pb_test_join(dir, sizeof dir, pb_test_tmp(), name);
         char *cfg = slurp(dir, "config.json");
         REQUIRE(cfg, "no config.json");
         CHECK_MSG(strstr(cfg, "prunebench_layers") != NULL, "%s: config.json lacks prunebench_layers", name);
@@ -176,32 +176,32 @@ static void nonuniform(const char *name, const io_layer *layers, int n) {
 }
 
 static void case_nonuniform(void) {
-    const io_layer L[] = {{4, 2, 4, 24, NULL}, {3, 1, 4, 10, NULL}, {2, 2, 6, 7, NULL}, {4, 4, 4, 1, NULL}};
+    const rm_layer L[] = {{4, 2, 4, 24, NULL}, {3, 1, 4, 10, NULL}, {2, 2, 6, 7, NULL}, {4, 4, 4, 1, NULL}};
     nonuniform("io_rt_nonuniform", L, 4);
 }
 
 static void case_no_attn(void) {
-    const io_layer L[] = {{4, 2, 4, 24, NULL}, {0, 0, 4, 24, NULL}, {4, 2, 4, 24, NULL}};
+    const rm_layer L[] = {{4, 2, 4, 24, NULL}, {0, 0, 4, 24, NULL}, {4, 2, 4, 24, NULL}};
     nonuniform("io_rt_no_attn", L, 3);
 }
 
 static void case_no_mlp(void) {
-    const io_layer L[] = {{4, 2, 4, 0, NULL}, {4, 2, 4, 24, NULL}, {0, 0, 4, 0, NULL}};
+    const rm_layer L[] = {{4, 2, 4, 0, NULL}, {4, 2, 4, 24, NULL}, {0, 0, 4, 0, NULL}};
     nonuniform("io_rt_no_mlp", L, 3);
 }
 
 static void case_flap_bias(void) {
-    const io_layer L[] = {{4, 2, 4, 24, "oD"}, {2, 2, 4, 12, "o"}, {4, 2, 4, 24, "D"}, {4, 2, 4, 20, NULL}};
+    const rm_layer L[] = {{4, 2, 4, 24, "oD"}, {2, 2, 4, 12, "o"}, {4, 2, 4, 24, "D"}, {4, 2, 4, 20, NULL}};
     nonuniform("io_rt_flap_bias", L, 4);
 }
 
 static void case_full_bias(void) {
-    const io_layer L[] = {{4, 2, 4, 24, "qkvoGUD"}, {4, 2, 4, 24, "qkvoGUD"}};
+    const rm_layer L[] = {{4, 2, 4, 24, "qkvoGUD"}, {4, 2, 4, 24, "qkvoGUD"}};
     pb_config c = base_cfg(2, false);
-    pb_model *m = io_build(&c, L, 5);
+    pb_model *m = rm_build(&c, L, 5, RM_EXTREME);
     roundtrip("io_rt_full_bias", m, PB_DTYPE_F32, 0);
     char dir[4096];
-    io_join(dir, sizeof dir, pb_test_tmp(), "io_rt_full_bias");
+    pb_test_join(dir, sizeof dir, pb_test_tmp(), "io_rt_full_bias");
     char *cfg = slurp(dir, "config.json");
     REQUIRE(cfg, "no config.json");
     /* expressible as a plain LlamaConfig */
@@ -216,12 +216,12 @@ static void case_full_bias(void) {
  * loaded from (while its maps point into the old file) works. */
 static void case_cow(void) {
     pb_config c = base_cfg(2, false);
-    pb_model *m = io_build(&c, uniform3, 6);
+    pb_model *m = rm_build(&c, uniform3, 6, RM_EXTREME);
     char dir[4096];
-    io_fresh_dir(dir, sizeof dir, "io_rt_cow");
+    pb_test_fresh_dir(dir, sizeof dir, "io_rt_cow");
     save_ok(m, dir, PB_DTYPE_F32, 0);
     pb_model *r = load_ok(dir);
-    REQUIRE(io_in_maps(r, r->layers[1].wq, 16), "wq not mapped");
+    REQUIRE(pb_test_in_maps(r, r->layers[1].wq, 16), "wq not mapped");
     float orig = r->layers[1].wq[3];
     r->layers[1].wq[3] = 12345.0f;
     r->tok_emb[0] = -777.0f;
@@ -242,11 +242,11 @@ static void case_cow(void) {
 /* F32 data at an offset that is not a multiple of 4 is legal; it must be copied, not mapped. */
 static void case_misaligned(void) {
     pb_config c = base_cfg(2, false);
-    pb_model *m = io_build(&c, uniform3, 7);
+    pb_model *m = rm_build(&c, uniform3, 7, RM_EXTREME);
     char dir[4096], p[4096];
-    io_fresh_dir(dir, sizeof dir, "io_rt_misaligned");
+    pb_test_fresh_dir(dir, sizeof dir, "io_rt_misaligned");
     save_ok(m, dir, PB_DTYPE_F32, 0);
-    io_join(p, sizeof p, dir, "model.safetensors");
+    pb_test_join(p, sizeof p, dir, "model.safetensors");
     char *buf = NULL;
     size_t n = 0;
     pb_err err;
@@ -260,7 +260,7 @@ static void case_misaligned(void) {
     memcpy(out + 8, buf + 8, h);
     out[8 + h] = ' ', out[9 + h] = ' ';
     memcpy(out + 10 + h, buf + 8 + h, n - 8 - h);
-    io_write_file(p, out, n + 2);
+    pb_test_write_file(p, out, n + 2);
     free(out);
     free(buf);
     pb_model *r = load_ok(dir);
@@ -274,23 +274,23 @@ static void case_misaligned(void) {
  * existing folder's files untouched. */
 static void case_save_failure(void) {
     pb_config c = base_cfg(2, false);
-    pb_model *m = io_build(&c, uniform3, 8);
+    pb_model *m = rm_build(&c, uniform3, 8, RM_EXTREME);
     char dir[4096];
     pb_err err = {0};
-    io_join(dir, sizeof dir, pb_test_tmp(), "io_rt_fail_new");
-    io_rm_rf(dir);
+    pb_test_join(dir, sizeof dir, pb_test_tmp(), "io_rt_fail_new");
+    pb_test_rm_rf(dir);
     pb_save_opts o = {PB_DTYPE_F32, "/nonexistent/tokenizer/folder", 0};
     CHECK(pb_hf_save(m, dir, &o, &err) != 0);
     CHECK(strstr(err.msg, "/nonexistent/tokenizer/folder") != NULL);
     CHECK(!pb_is_dir(dir));
 
-    io_fresh_dir(dir, sizeof dir, "io_rt_fail_existing");
+    pb_test_fresh_dir(dir, sizeof dir, "io_rt_fail_existing");
     save_ok(m, dir, PB_DTYPE_F32, 0);
     char p[4096], *before = NULL, *after = NULL;
     size_t nb = 0, na = 0;
-    io_join(p, sizeof p, dir, "model.safetensors");
+    pb_test_join(p, sizeof p, dir, "model.safetensors");
     REQUIRE(pb_file_read_all(p, &before, &nb, &err) == 0, "%s", err.msg);
-    pb_model *m2 = io_build(&c, uniform3, 9);
+    pb_model *m2 = rm_build(&c, uniform3, 9, RM_EXTREME);
     o.dtype = PB_DTYPE_BF16;
     CHECK(pb_hf_save(m2, dir, &o, &err) != 0);
     REQUIRE(pb_file_read_all(p, &after, &na, &err) == 0, "%s", err.msg);
@@ -307,20 +307,20 @@ static void case_save_failure(void) {
 
 static void case_tokenizer_copy(void) {
     pb_config c = base_cfg(1, false);
-    pb_model *m = io_build(&c, uniform3, 10);
+    pb_model *m = rm_build(&c, uniform3, 10, RM_EXTREME);
     char src[4096], dir[4096], p[4096];
-    io_fresh_dir(src, sizeof src, "io_rt_tok_src");
+    pb_test_fresh_dir(src, sizeof src, "io_rt_tok_src");
     const char spm[] = "not really a sentencepiece model \x01\x02\x00\x03";
     const char tc[] = "{\"add_bos_token\": true}";
-    io_join(p, sizeof p, src, "tokenizer.model");
-    io_write_file(p, spm, sizeof spm);
-    io_join(p, sizeof p, src, "tokenizer_config.json");
-    io_write_file(p, tc, sizeof tc - 1);
-    io_fresh_dir(dir, sizeof dir, "io_rt_tok_dst");
+    pb_test_join(p, sizeof p, src, "tokenizer.model");
+    pb_test_write_file(p, spm, sizeof spm);
+    pb_test_join(p, sizeof p, src, "tokenizer_config.json");
+    pb_test_write_file(p, tc, sizeof tc - 1);
+    pb_test_fresh_dir(dir, sizeof dir, "io_rt_tok_dst");
     pb_save_opts o = {PB_DTYPE_F32, src, 0};
     pb_err err = {0};
     REQUIRE(pb_hf_save(m, dir, &o, &err) == 0, "%s", err.msg);
-    io_join(p, sizeof p, dir, "tokenizer.model");
+    pb_test_join(p, sizeof p, dir, "tokenizer.model");
     char *t = NULL;
     size_t n = 0;
     CHECK(pb_file_read_all(p, &t, &n, &err) == 0 && n == sizeof spm && !memcmp(t, spm, n));
@@ -337,13 +337,13 @@ static void case_tokenizer_copy(void) {
 static void case_tokenizer_load(void) {
     const char *shared = pb_test_shared_or_skip();
     char spm[4096], dir[4096], p[4096];
-    io_join(spm, sizeof spm, shared, "data/tokenizer/tokenizer.model");
+    pb_test_join(spm, sizeof spm, shared, "data/tokenizer/tokenizer.model");
     REQUIRE(pb_file_exists(spm), "%s missing", spm);
     pb_config c = base_cfg(1, false);
-    pb_model *m = io_build(&c, uniform3, 11), *r = NULL;
+    pb_model *m = rm_build(&c, uniform3, 11, RM_EXTREME), *r = NULL;
     pb_tokenizer *tok = NULL;
     pb_err err = {0};
-    io_fresh_dir(dir, sizeof dir, "io_rt_tok_load");
+    pb_test_fresh_dir(dir, sizeof dir, "io_rt_tok_load");
     save_ok(m, dir, PB_DTYPE_F32, 0);
 
     /* none beside the model: no error, *tok NULL */
@@ -360,8 +360,8 @@ static void case_tokenizer_load(void) {
     pb_model_free(r);
 
     /* broken tokenizer.json only: it is the one tried, and the load fails naming it */
-    io_join(p, sizeof p, dir, "tokenizer.json");
-    io_write_file(p, "{not json", 9);
+    pb_test_join(p, sizeof p, dir, "tokenizer.json");
+    pb_test_write_file(p, "{not json", 9);
     r = (pb_model *)1;
     CHECK(pb_model_load(dir, NULL, &r, &tok, &err) != 0);
     CHECK(r == NULL && tok == NULL);
@@ -371,7 +371,7 @@ static void case_tokenizer_load(void) {
     pb_model_free(r);
 
     /* tokenizer.model (here a link to the shared file, read in place) wins over tokenizer.json */
-    io_join(p, sizeof p, dir, "tokenizer.model");
+    pb_test_join(p, sizeof p, dir, "tokenizer.model");
     REQUIRE(symlink(spm, p) == 0, "symlink %s", p);
     REQUIRE(pb_model_load(dir, NULL, &r, &tok, &err) == 0, "%s", err.msg);
     CHECK(tok && pb_tok_vocab_size(tok) == 32000 && pb_tok_kind_of(tok) == PB_TOK_SPM);
@@ -385,9 +385,9 @@ static void case_tokenizer_load(void) {
 static void case_dispatch(void) {
     const char *shared = pb_test_shared_or_skip();
     char gguf[4096], bin[4096], renamed[4096];
-    io_join(gguf, sizeof gguf, shared, "models/stories260K/stories260K.gguf");
-    io_join(bin, sizeof bin, shared, "models/stories260K/stories260K.bin");
-    io_join(renamed, sizeof renamed, pb_test_tmp(), "io_rt_gguf_renamed.bin");
+    pb_test_join(gguf, sizeof gguf, shared, "models/stories260K/stories260K.gguf");
+    pb_test_join(bin, sizeof bin, shared, "models/stories260K/stories260K.bin");
+    pb_test_join(renamed, sizeof renamed, pb_test_tmp(), "io_rt_gguf_renamed.bin");
     unlink(renamed);
     REQUIRE(symlink(gguf, renamed) == 0, "symlink %s", renamed);
     const char *paths[] = {gguf, bin, renamed}, *formats[] = {"gguf", "llama2c", "gguf"};
@@ -405,7 +405,7 @@ static void case_missing_path(void) {
     pb_err err = {0};
     pb_model *m = (pb_model *)1;
     char p[4096];
-    io_join(p, sizeof p, pb_test_tmp(), "io_no_such_model");
+    pb_test_join(p, sizeof p, pb_test_tmp(), "io_no_such_model");
     CHECK(pb_model_load(p, NULL, &m, NULL, &err) != 0);
     CHECK(m == NULL);
     char want[4200];

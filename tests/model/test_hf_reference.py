@@ -10,7 +10,7 @@ uniform models that implementation is itself checked against transformers'
 LlamaForCausalLM in float64. F16/BF16 references use the same rounded weights, upcast,
 so the only difference left is our fp32 arithmetic.
 
-usage: test_hf_reference.py DUMP_LOGITS_BINARY
+usage: test_hf_reference.py PB_DUMP   (the test tool in tests/tools)
 Exit 77 (skip) when torch, safetensors or transformers are missing."""
 import json
 import math
@@ -255,12 +255,13 @@ def run_ours(dump, model, ids, tmp, extra=()):
     with open(ids_path, "w") as f:
         f.write(f"{ids.shape[0]} {ids.shape[1]}\n" + " ".join(str(int(i)) for i in ids.flatten()) + "\n")
     try:
-        r = subprocess.run([dump, model, ids_path, out_path, "--threads", "2", *extra], capture_output=True, text=True)
+        r = subprocess.run([dump, "--threads", "2", "--info", model, "--logits", ids_path, out_path, *extra],
+                           capture_output=True, text=True)
     except OSError as e:
         return None, str(e)
     if r.returncode != 0:
         return None, r.stderr.strip()
-    V = int(r.stdout.split()[1])
+    V = json.loads(r.stdout)["vocab_size"]
     x = np.fromfile(out_path, dtype="<f4").reshape(ids.shape[0], ids.shape[1], V)
     return torch.from_numpy(x.astype(np.float64)), None
 
@@ -302,7 +303,7 @@ def main():
             ours, msg = run_ours(dump, path, ids, tmp, extra)
             if ours is None:
                 failures += 1
-                print(f"FAIL {name} ({what}): dump_logits failed: {msg}")
+                print(f"FAIL {name} ({what}): pb_dump failed: {msg}")
                 continue
             e = rel_err(ours, ref)
             ok = e <= TOL

@@ -19,26 +19,16 @@
  * defect (wrong position, missing or extra key, wrong KV head) moves logits by >1e-3. */
 #include "model.h"
 #include "pb_test.h"
-#include "rand_model.h"
+#include "pb_test_model.h"
 
 #define TOL 1e-5
 #define B 3
 #define T 70 /* more than one 64-row attention tile */
 
-static double rel_err(const float *x, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)x[i] - ref[i]), r = fabs((double)ref[i]);
-        num = e > num ? e : num;
-        den = r > den ? r : den;
-    }
-    return den > 0 ? num / den : num;
-}
-
 /* Compares logits of sequence b at positions [t0, t0+n) (stored contiguously in x) with ref. */
 static void compare(const char *what, const char *model, int b, const float *x, const float *ref, int t0, int n,
                     int V) {
-    double e = rel_err(x, ref + ((size_t)b * T + t0) * V, (size_t)n * V);
+    double e = pb_test_rel_err(x, ref + ((size_t)b * T + t0) * V, (size_t)n * V);
     CHECK_MSG(e <= TOL, "%s: %s: sequence %d positions %d..%d: relative error %.3g", model, what, b, t0, t0 + n - 1, e);
 }
 
@@ -147,30 +137,30 @@ int main(void) {
 
     cfg.n_layers = 3;
     rm_layer gqa[3] = {{6, 2, 8, 96, "qkvoGUD"}, {6, 2, 8, 96, "qkvoGUD"}, {6, 2, 8, 96, "qkvoGUD"}};
-    check_model("gqa", rm_build(&cfg, gqa, 1));
+    check_model("gqa", rm_build(&cfg, gqa, 1, RM_SCALED));
 
     cfg.n_layers = 2;
     cfg.tied_embeddings = true;
     cfg.rope_theta = 500000.0f;
     rm_layer mha[2] = {{4, 4, 12, 64, NULL}, {4, 4, 12, 64, NULL}};
-    check_model("mha", rm_build(&cfg, mha, 2));
+    check_model("mha", rm_build(&cfg, mha, 2, RM_SCALED));
 
     cfg.n_layers = 5;
     cfg.tied_embeddings = false;
     cfg.rope_scaling = (pb_rope_scaling){PB_ROPE_LLAMA3, 8.0f, 1.0f, 4.0f, 64};
     rm_layer pruned[5] = {{6, 3, 8, 64, "oD"},   {0, 0, 0, 40, "D"}, {2, 1, 16, 0, "o"},
                           {4, 4, 8, 72, "qkv"}, {1, 1, 8, 8, "GU"}};
-    check_model("pruned+llama3", rm_build(&cfg, pruned, 3));
+    check_model("pruned+llama3", rm_build(&cfg, pruned, 3, RM_SCALED));
 
     cfg.rope_scaling = (pb_rope_scaling){PB_ROPE_LINEAR, 4.0f, 0, 0, 0};
-    check_model("pruned+linear", rm_build(&cfg, pruned, 4));
+    check_model("pruned+linear", rm_build(&cfg, pruned, 4, RM_SCALED));
 
     /* a cache made for one pruned model is refused by another with the same layer count
      * but fewer KV heads in a layer, instead of being read with the wrong strides */
-    pb_model *a = rm_build(&cfg, pruned, 5);
+    pb_model *a = rm_build(&cfg, pruned, 5, RM_SCALED);
     rm_layer narrower[5] = {{6, 3, 8, 64, "oD"}, {0, 0, 0, 40, "D"}, {2, 1, 16, 0, "o"},
                             {2, 2, 8, 72, "qkv"}, {1, 1, 8, 8, "GU"}};
-    pb_model *b = rm_build(&cfg, narrower, 5);
+    pb_model *b = rm_build(&cfg, narrower, 5, RM_SCALED);
     REQUIRE(a && b, "building models");
     pb_kvcache *ca;
     pb_err err = {0};

@@ -15,26 +15,10 @@
  * Skips (77) without the shared folder. */
 #include "load.h"
 #include "pb_test.h"
+#include "pb_test_model.h"
 
 #define N_IDS 257
 #define LAYOUT_TOL 1e-6
-
-static double rel_err(const float *x, const float *ref, size_t n) {
-    double num = 0, den = 0;
-    for (size_t i = 0; i < n; i++) {
-        double e = fabs((double)x[i] - ref[i]), r = fabs((double)ref[i]);
-        num = e > num ? e : num;
-        den = r > den ? r : den;
-    }
-    return num / den;
-}
-
-static int argmax(const float *x, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++)
-        if (x[i] > x[best]) best = i;
-    return best;
-}
 
 static void write_file(const char *path, const void *a, size_t na, const void *b, size_t nb, const void *c,
                        size_t nc) {
@@ -116,11 +100,7 @@ int main(void) {
     snprintf(bin, sizeof bin, "%s/models/stories260K/stories260K.bin", shared);
     snprintf(ref, sizeof ref, "%s/models/stories260K/stories260K.greedy_ids.txt", shared);
     int32_t want[N_IDS + 1];
-    int n = 0;
-    FILE *f = fopen(ref, "r");
-    REQUIRE(f, "cannot open %s", ref);
-    while (n <= N_IDS && fscanf(f, "%d", &want[n]) == 1) n++;
-    fclose(f);
+    int n = pb_test_read_ids(ref, want, N_IDS + 1);
     REQUIRE(n == N_IDS, "%s: expected %d ids, found %d", ref, N_IDS, n);
 
     pb_set_threads(2);
@@ -135,24 +115,13 @@ int main(void) {
     int V = m->cfg.vocab_size;
 
     /* greedy decoding with the cache */
-    pb_fwd_state *st = pb_fwd_state_new();
-    pb_kvcache *c;
-    REQUIRE(st && pb_kvcache_create(&c, m, 1, N_IDS, &err) == 0, "%s", err.msg);
-    float *lg = malloc(sizeof(float) * V);
-    REQUIRE(lg, "oom");
-    int32_t cur = 1;
-    int first_bad = -1;
-    for (int i = 1; i < N_IDS; i++) {
-        REQUIRE(pb_model_forward(m, st, &cur, 1, 1, c, lg, true, &err) == 0, "step %d: %s", i, err.msg);
-        cur = argmax(lg, V);
-        if (cur != want[i] && first_bad < 0) first_bad = i;
-    }
+    int first_bad = pb_test_greedy_mismatch(m, 1, want, N_IDS);
     CHECK_MSG(first_bad < 0, "greedy decoding diverges from llama2.c at step %d", first_bad);
 
     /* batched forward over the reference ids */
     float *all = all_logits(bin, want, N_IDS, &V);
     int mism = 0;
-    for (int t = 0; t + 1 < N_IDS; t++) mism += argmax(all + (size_t)t * V, V) != want[t + 1];
+    for (int t = 0; t + 1 < N_IDS; t++) mism += pb_test_argmax(all + (size_t)t * V, V) != want[t + 1];
     CHECK_MSG(mism == 0, "batched forward: %d of %d argmaxes differ from the next id", mism, N_IDS - 1);
 
     /* with the tokenizer: the decoded greedy ids are the text llama2.c printed */
@@ -186,7 +155,7 @@ int main(void) {
     int V1, V2;
     float *a1 = all_logits(v1, want, N_IDS, &V1), *a2 = all_logits(un, want, N_IDS, &V2);
     CHECK(V1 == V && V2 == V);
-    double e1 = rel_err(a1, all, (size_t)N_IDS * V), e2 = rel_err(a2, all, (size_t)N_IDS * V);
+    double e1 = pb_test_rel_err(a1, all, (size_t)N_IDS * V), e2 = pb_test_rel_err(a2, all, (size_t)N_IDS * V);
     CHECK_MSG(e1 <= LAYOUT_TOL, "version-1 file gives different logits (relative error %.3g)", e1);
     CHECK_MSG(e2 <= LAYOUT_TOL, "unshared-classifier file gives different logits (relative error %.3g)", e2);
     pb_model *mu;
@@ -199,9 +168,6 @@ int main(void) {
     free(a1);
     free(a2);
     free(all);
-    free(lg);
-    pb_kvcache_free(c);
-    pb_fwd_state_free(st);
     pb_model_free(m);
     return pb_test_done("model_llama2c");
 }

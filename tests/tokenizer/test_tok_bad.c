@@ -17,13 +17,6 @@ static uint32_t rnd(void) {
     return (uint32_t)(rng >> 16);
 }
 
-static void write_file(const char *path, const void *data, size_t n) {
-    FILE *f = fopen(path, "wb");
-    REQUIRE(f != NULL, "cannot write %s", path);
-    REQUIRE(fwrite(data, 1, n, f) == n, "short write to %s", path);
-    fclose(f);
-}
-
 typedef enum { LOAD_AUTO, LOAD_SPM, LOAD_JSON, LOAD_L2C } load_kind;
 
 /* Loads path; returns whether it loaded. A failure must be one line naming the file. A
@@ -60,7 +53,7 @@ static void cuts(const char *name, const uint8_t *data, size_t size, load_kind k
     snprintf(path, sizeof path, "%s/cut_%s", tmpdir, name);
     int loaded = 0, tried = 0;
     for (size_t cut = 0; cut < size; cut = cut >= dense_from || cut < 64 ? cut + 1 : cut + stride) {
-        write_file(path, data, cut);
+        pb_test_write_file(path, data, cut);
         tried++;
         if (try_load(path, k, l2c_n)) {
             if (loaded++ < 3) fprintf(stderr, "%s cut at %zu of %zu bytes loaded\n", name, cut, size);
@@ -78,7 +71,7 @@ static void garbage(const char *name, const uint8_t *seed, size_t seed_n, load_k
         uint8_t *g = malloc(sizes[i]);
         for (size_t j = 0; j < sizes[i]; j++) g[j] = (uint8_t)rnd();
         if (seed_n && sizes[i] > seed_n) memcpy(g, seed, seed_n); /* a plausible start, then noise */
-        write_file(path, g, sizes[i]);
+        pb_test_write_file(path, g, sizes[i]);
         CHECK_MSG(!try_load(path, k, 512), "%s garbage of %zu bytes loaded", name, sizes[i]);
         free(g);
     }
@@ -96,7 +89,7 @@ static void mutations(const char *name, const uint8_t *data, size_t size, load_k
             size_t at = region_from + rnd() % (size - region_from);
             c[at] = (rnd() & 1) ? (uint8_t)rnd() : (uint8_t)(c[at] ^ (1u << (rnd() % 8)));
         }
-        write_file(path, c, size);
+        pb_test_write_file(path, c, size);
         try_load(path, k, 512);
     }
     free(c);
@@ -140,7 +133,7 @@ int main(void) {
     snprintf(path, sizeof path, "%s/models/stories260K/tok512.bin", shared);
     REQUIRE(pb_file_read_all(path, &bin, &bin_n, &err) == 0, "%s", err.msg);
     snprintf(path, sizeof path, "%s/mini_tokenizer.json", tmpdir);
-    write_file(path, mini_json, strlen(mini_json));
+    pb_test_write_file(path, mini_json, strlen(mini_json));
     test_mini_json(path);
 
     /* tokenizer.model: dense over the first bytes and over the trainer and normalizer specs
@@ -155,7 +148,7 @@ int main(void) {
      * vocabulary, so only a cut inside an entry is sure to fail; none may crash */
     snprintf(path, sizeof path, "%s/cut_tok512_auto.bin", tmpdir);
     for (size_t cut = 0; cut < bin_n; cut++) {
-        write_file(path, bin, cut);
+        pb_test_write_file(path, bin, cut);
         try_load(path, LOAD_AUTO, 0);
     }
     remove(path);
