@@ -102,11 +102,13 @@ static inline int pb_test_argmax(const float *x, int n) {
 }
 
 /* max|x - ref| / max|ref| over n values (max|x - ref| when ref is all zero): an error
- * measure on the scale of the largest value, which near-zero entries cannot inflate. */
+ * measure on the scale of the largest value, which near-zero entries cannot inflate.
+ * A NaN or Inf anywhere is an infinite error (a max over NaN would silently skip it). */
 static inline double pb_test_rel_err(const float *x, const float *ref, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {
         double e = fabs((double)x[i] - ref[i]), r = fabs((double)ref[i]);
+        if (!isfinite(e)) return INFINITY;
         num = e > num ? e : num;
         den = r > den ? r : den;
     }

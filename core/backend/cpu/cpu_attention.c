@@ -3,7 +3,8 @@
  * Two paths with the same semantics:
  *  - prefill (many query rows): per (head, tile of query rows), scores = Q K^T and
  *    out = P V are GEMMs, so that long prompts run at BLAS speed. The tile bounds the score
- *    buffer and skips most of the masked upper triangle.
+ *    buffer and skips most of the masked upper triangle; inside a tile the causal triangle
+ *    of P V is added row by row, so masked positions are never read (NaN stays causal).
  *  - decode (few rows), or when the score buffer cannot be allocated: one pass per query
  *    row with an online softmax, which needs no memory beyond the output row.
  * Both use softmax with max subtraction in fp32. The KV-cache test compares them (decode
@@ -80,10 +81,22 @@ static void attend_tile(float *out, const float *q, const float *k, const float 
         }
         float inv = 1.0f / sum;
         for (int j = 0; j < valid; j++) s[j] *= inv;
-        for (int j = valid; j < nk; j++) s[j] = 0.0f;
     }
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, nk, 1.0f, S, nk, v, hd, 0.0f,
-                out + ((size_t)t0 * n_heads + h) * hd, ld);
+    /* out = P V in two parts, so that no row ever touches a value row it may not see (a
+     * masked 0 times a NaN or Inf in a future position would still give NaN): a GEMM over
+     * the keys that every row of the tile sees, then each row's own few causal keys. */
+    int common = p0 + t0 + 1;
+    float *o0 = out + ((size_t)t0 * n_heads + h) * hd;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, hd, common, 1.0f, S, nk, v, hd, 0.0f, o0, ld);
+    for (int i = 1; i < rows; i++) {
+        const float *s = S + (size_t)i * nk;
+        float *o = o0 + (size_t)i * ld;
+        for (int j = common; j < common + i; j++) {
+            const float *vr = v + (size_t)j * hd;
+            float p = s[j];
+            for (int d = 0; d < hd; d++) o[d] += p * vr[d];
+        }
+    }
 }
 
 void pb_cpu_attention(float *out, const float *q, const float *k, const float *v, int T, int p0, int n_heads,
