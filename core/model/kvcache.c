@@ -72,6 +72,14 @@ int pb_kvcache_copy(pb_kvcache *c, int src, int dst, pb_err *err) {
     return 0;
 }
 
+int pb_kvcache_truncate(pb_kvcache *c, int seq, int len, pb_err *err) {
+    if (seq < 0 || seq >= c->batch) return pb_err_set(err, "KV cache: sequence %d outside batch %d", seq, c->batch);
+    if (len < 0 || len > c->len[seq])
+        return pb_err_set(err, "KV cache: cannot truncate sequence %d of %d positions to %d", seq, c->len[seq], len);
+    c->len[seq] = len;
+    return 0;
+}
+
 void pb_kvcache_free(pb_kvcache *c) {
     if (!c) return;
     pb_arena a = c->arena; /* c itself lives in the arena */

@@ -116,6 +116,9 @@ void pb_kvcache_reset(pb_kvcache *c);
  * shared prefix (a zero-shot question's context) is computed once and continued several
  * ways (its choices) in one batch. */
 int  pb_kvcache_copy(pb_kvcache *c, int src, int dst, pb_err *err);
+/* Forgets the positions of sequence seq from len on (keeps the first len), so that a
+ * shared prefix can be continued again another way. len may not exceed what is cached. */
+int  pb_kvcache_truncate(pb_kvcache *c, int seq, int len, pb_err *err);
 void pb_kvcache_free(pb_kvcache *c);
 
 /* Scratch buffers for a forward pass, grown on demand; one per thread of control. */

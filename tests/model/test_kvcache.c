@@ -105,9 +105,15 @@ static void check_model(const char *name, pb_model *m) {
     CHECK(pb_kvcache_copy(c, 0, 1, &err) == 0 && pb_kvcache_copy(c, 0, 2, &err) == 0);
     CHECK(c->len[1] == 40 && c->len[2] == 40);
     CHECK(pb_kvcache_copy(c, 0, B, &err) != 0); /* outside the batch */
+    CHECK(pb_kvcache_truncate(c, 1, 41, &err) != 0 && c->len[1] == 40); /* cannot grow */
+    CHECK(pb_kvcache_truncate(c, B, 0, &err) != 0);
     for (int b = 0; b < B; b++) memcpy(buf + b * (T - 40), tok + 40, sizeof(int32_t) * (T - 40));
     REQUIRE(pb_model_forward(m, st, buf, B, T - 40, c, out, false, &err) == 0, "%s", err.msg);
     for (int b = 0; b < B; b++) compare("shared prefix", name, 0, out + (size_t)b * (T - 40) * V, ref, 40, T - 40, V);
+    /* cut every slot back to the prefix and continue once more: the same logits again */
+    for (int b = 0; b < B; b++) CHECK(pb_kvcache_truncate(c, b, 40, &err) == 0);
+    REQUIRE(pb_model_forward(m, st, buf, B, T - 40, c, out, false, &err) == 0, "%s", err.msg);
+    for (int b = 0; b < B; b++) compare("truncated prefix", name, 0, out + (size_t)b * (T - 40) * V, ref, 40, T - 40, V);
 
     /* bad calls leave the cache alone */
     pb_kvcache_reset(c);
