@@ -9,6 +9,7 @@
  * run through the model); absolute rates depend on the CPU and its load. Weights are random:
  * accuracies are meaningless here, only the work is real. The modes compute the same
  * loglikelihoods; the largest difference between them is printed as a check. */
+#include "bench_model.h"
 #include "pb_data.h"
 #include "ppl.h"
 #include "zeroshot.h"
@@ -18,38 +19,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint64_t rng = 0x12345678ULL;
-static float noise(void) { /* small uniform noise: speed does not depend on the values */
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return ((float)(rng >> 40) / (float)(1 << 24) - 0.5f) * 0.04f;
-}
-static void fill(float *p, size_t n, float base) { for (size_t i = 0; i < n; i++) p[i] = base + noise(); }
-
 static void die(const char *what, const pb_err *err) {
     fprintf(stderr, "bench_eval: %s: %s\n", what, err->msg);
     exit(1);
 }
 
-/* GPT-2-small-sized LLaMA, as bench_score: 12 x (4*768^2 + 3*768*2048) = 85M in blocks +
- * 24.6M tied embedding. */
 static pb_model *make_model(void) {
-    pb_config cfg = {.dim = 768, .n_layers = 12, .vocab_size = 32000, .max_seq_len = 2048, .norm_eps = 1e-5f,
-                     .rope_theta = 10000.0f, .tied_embeddings = true, .bos_id = 1, .eos_id = 2,
-                     .n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .ffn_dim = 2048};
-    strcpy(cfg.arch, "llama");
-    pb_model *m = NULL;
     pb_err err = {0};
-    if (pb_model_create(&m, &cfg, true, &err)) die("model", &err);
-    fill(m->tok_emb, (size_t)cfg.vocab_size * cfg.dim, 0);
-    fill(m->final_norm, (size_t)cfg.dim, 1);
-    for (int l = 0; l < cfg.n_layers; l++) {
-        pb_layer *L = &m->layers[l];
-        size_t d = cfg.dim, q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim;
-        size_t f = L->ffn_dim;
-        fill(L->attn_norm, d, 1); fill(L->mlp_norm, d, 1);
-        fill(L->wq, q * d, 0); fill(L->wk, kv * d, 0); fill(L->wv, kv * d, 0); fill(L->wo, d * q, 0);
-        fill(L->w_gate, f * d, 0); fill(L->w_up, f * d, 0); fill(L->w_down, d * f, 0);
-    }
+    pb_model *m = pb_bench_model_110m(&err);
+    if (!m) die("model", &err);
     return m;
 }
 

@@ -4,20 +4,13 @@
  * Reference measured in the same run: the same GEMMs (every linear layer's shape, same
  * threads) timed alone with cblas_sgemm. score_time / gemm_only_time says how close the
  * whole forward is to its GEMM floor; absolute numbers depend on the machine. */
-#include "model.h"
+#include "bench_model.h"
 #include "ops.h"
 
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static uint64_t rng = 0x12345678ULL;
-static float randn(void) { /* small uniform noise is enough: speed does not depend on values */
-    rng = rng * 6364136223846793005ULL + 1442695040888963407ULL;
-    return ((float)(rng >> 40) / (float)(1 << 24) - 0.5f) * 0.04f;
-}
-static void fill(float *p, size_t n, float base) { for (size_t i = 0; i < n; i++) p[i] = base + randn(); }
 
 /* What `prunebench score` does for one sequence: the forward, then the NLL of every next token. */
 static double score_once(const pb_model *m, pb_fwd_state *st, const int32_t *ids, int T, float *logits, double *nll) {
@@ -56,23 +49,10 @@ int main(int argc, char **argv) {
         else { fprintf(stderr, "usage: bench_score [--threads N] [--seq-len T] [--reps R]\n"); return 2; }
     }
     if (threads > 0) pb_set_threads(threads);
-    /* GPT-2-small-sized LLaMA: 12 x (4*768^2 + 3*768*2048) = 85M in blocks + 24.6M tied embedding */
-    pb_config cfg = {.dim = 768, .n_layers = 12, .vocab_size = 32000, .max_seq_len = 2048, .norm_eps = 1e-5f,
-                     .rope_theta = 10000.0f, .tied_embeddings = true, .bos_id = 1, .eos_id = 2,
-                     .n_heads = 12, .n_kv_heads = 12, .head_dim = 64, .ffn_dim = 2048};
-    strcpy(cfg.arch, "llama");
-    pb_model *m = NULL;
     pb_err err = {0};
-    if (pb_model_create(&m, &cfg, true, &err)) { fprintf(stderr, "bench_score: %s\n", err.msg); return 1; }
-    fill(m->tok_emb, (size_t)cfg.vocab_size * cfg.dim, 0);
-    fill(m->final_norm, (size_t)cfg.dim, 1);
-    for (int l = 0; l < cfg.n_layers; l++) {
-        pb_layer *L = &m->layers[l];
-        size_t d = cfg.dim, q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim, f = L->ffn_dim;
-        fill(L->attn_norm, d, 1); fill(L->mlp_norm, d, 1);
-        fill(L->wq, q * d, 0); fill(L->wk, kv * d, 0); fill(L->wv, kv * d, 0); fill(L->wo, d * q, 0);
-        fill(L->w_gate, f * d, 0); fill(L->w_up, f * d, 0); fill(L->w_down, d * f, 0);
-    }
+    pb_model *m = pb_bench_model_110m(&err);
+    if (!m) { fprintf(stderr, "bench_score: %s\n", err.msg); return 1; }
+    const pb_config cfg = m->cfg;
     int32_t *ids = malloc((size_t)T * sizeof *ids);
     float *logits = malloc((size_t)T * cfg.vocab_size * sizeof *logits);
     double *nll = malloc((size_t)T * sizeof *nll);
@@ -81,7 +61,7 @@ int main(int argc, char **argv) {
     pb_fwd_state *st = pb_fwd_state_new();
     if (!ids || !logits || !nll || !gx || !gy || !st) { fprintf(stderr, "bench_score: out of memory\n"); return 1; }
     for (int t = 0; t < T; t++) ids[t] = (int32_t)((t * 7919u + 1) % (unsigned)cfg.vocab_size);
-    fill(gx, big, 0);
+    pb_bench_fill(gx, big, 0);
 
     score_once(m, st, ids, T, logits, nll); /* warm-up: page in weights, grow scratch buffers */
     memset(&pb_profile, 0, sizeof pb_profile);
