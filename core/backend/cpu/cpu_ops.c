@@ -2,7 +2,8 @@
  *
  * This backend is the numerical reference for every other path, so it stays in fp32 and
  * uses double only where a reduction is cheap compared with the GEMMs around it (RMSNorm's
- * sum of squares, RoPE angles). Attention lives in cpu_attention.c. */
+ * sum of squares, RoPE angles). Attention lives in cpu_attention.c, the backward of every
+ * op in cpu_backward.c and cpu_attention_bwd.c. */
 #include "cpu_internal.h"
 
 #include <cblas.h>
@@ -100,6 +101,13 @@ static const pb_ops cpu_ops = {
     .swiglu = cpu_swiglu,
     .add = cpu_add,
     .embedding = cpu_embedding,
+    .linear_bwd = pb_cpu_linear_bwd,
+    .rmsnorm_bwd = pb_cpu_rmsnorm_bwd,
+    .rope_bwd = pb_cpu_rope_bwd,
+    .attention_bwd = pb_cpu_attention_bwd,
+    .swiglu_bwd = pb_cpu_swiglu_bwd,
+    .embedding_bwd = pb_cpu_embedding_bwd,
+    .cross_entropy = pb_cpu_cross_entropy,
 };
 
 const pb_ops *pb_ops_cpu(void) { return &cpu_ops; }
