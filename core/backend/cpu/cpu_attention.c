@@ -20,25 +20,12 @@
 #define GEMM_MIN_ROWS 8     /* fewer query rows than this: the row path is cheaper */
 #define PAR_MIN_WORK 65536  /* multiply-adds below which threads cost more than they save */
 
-static float dot(const float *a, const float *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
 /* One query row against keys 0..nk-1 of one KV head; o (hd) receives the result. */
 static void attend_row(float *o, const float *qr, const float *k, const float *v, int nk, int hd, float scale) {
     float m = -INFINITY, l = 0.0f;
     memset(o, 0, (size_t)hd * sizeof(float));
     for (int j = 0; j < nk; j++) {
-        float s = dot(qr, k + (size_t)j * hd, hd) * scale;
+        float s = pb_cpu_dot(qr, k + (size_t)j * hd, hd) * scale;
         if (s > m) {
             /* new maximum: rescale what was accumulated against the old one */
             float c = expf(m - s);

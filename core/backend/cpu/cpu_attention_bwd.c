@@ -19,19 +19,6 @@
 
 #define PAR_MIN_WORK 65536 /* multiply-adds below which threads cost more than they save */
 
-static float dot(const float *a, const float *b, int n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
 int pb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k,
                          const float *v, int T, int p0, int n_heads, int n_kv, int hd, int kv_stride, pb_err *err) {
     if (T <= 0 || n_heads <= 0 || n_kv <= 0 || hd <= 0) return 0;
@@ -55,14 +42,14 @@ int pb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, con
         float *dqr = dq + off;
         float m = -INFINITY;
         for (int j = 0; j < nk; j++) {
-            float s = dot(qr, kg + (size_t)j * hd, hd) * scale;
+            float s = pb_cpu_dot(qr, kg + (size_t)j * hd, hd) * scale;
             m = s > m ? s : m;
         }
         float l = 0.0f, pdp = 0.0f;
         for (int j = 0; j < nk; j++) {
-            float p = expf(dot(qr, kg + (size_t)j * hd, hd) * scale - m);
+            float p = expf(pb_cpu_dot(qr, kg + (size_t)j * hd, hd) * scale - m);
             l += p;
-            pdp += p * dot(dor, vg + (size_t)j * hd, hd);
+            pdp += p * pb_cpu_dot(dor, vg + (size_t)j * hd, hd);
         }
         float lse = m + logf(l), delta = pdp / l;
         stats[2 * (size_t)task] = lse;
@@ -70,8 +57,8 @@ int pb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, con
         for (int d = 0; d < hd; d++) dqr[d] = 0.0f;
         for (int j = 0; j < nk; j++) {
             const float *kr = kg + (size_t)j * hd;
-            float p = expf(dot(qr, kr, hd) * scale - lse);
-            float ds = p * (dot(dor, vg + (size_t)j * hd, hd) - delta) * scale;
+            float p = expf(pb_cpu_dot(qr, kr, hd) * scale - lse);
+            float ds = p * (pb_cpu_dot(dor, vg + (size_t)j * hd, hd) - delta) * scale;
             for (int d = 0; d < hd; d++) dqr[d] += ds * kr[d];
         }
     }
@@ -90,8 +77,8 @@ int pb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, con
                 size_t off = ((size_t)t * n_heads + h) * hd;
                 const float *qr = q + off, *dor = dout + off;
                 const float *st = stats + 2 * ((size_t)h * T + t);
-                float p = expf(dot(qr, kr, hd) * scale - st[0]);
-                float ds = p * (dot(dor, vr, hd) - st[1]) * scale;
+                float p = expf(pb_cpu_dot(qr, kr, hd) * scale - st[0]);
+                float ds = p * (pb_cpu_dot(dor, vr, hd) - st[1]) * scale;
                 for (int d = 0; d < hd; d++) {
                     dvr[d] += p * dor[d];
                     dkr[d] += ds * qr[d];
