@@ -199,22 +199,29 @@ static int split_index(const reg_entry *re, const char *split, pb_err *err) {
     return pb_err_set(err, "%s: unknown split '%s'; its splits: %s", in->name, split, known);
 }
 
-int pb_data_split_name(const char *dataset, const char *split, const char **name, pb_err *err) {
+/* A registered dataset and the index of one of its splits (NULL: the default split). */
+static int lookup(const char *dataset, const char *split, const reg_entry **out, int *si, pb_err *err) {
     const pb_data_info *in;
-    PB_TRY(pb_data_info_get(dataset, &in, err));
-    reg_entry *re = find(dataset);
-    int si = split_index(re, split, err);
-    if (si < 0) return -1;
-    *name = in->splits[si];
+    PB_TRY(pb_data_info_get(dataset, &in, err)); /* loads the registry; names the unknown */
+    const reg_entry *re = find(dataset);
+    *si = split_index(re, split, err);
+    if (*si < 0) return -1;
+    *out = re;
+    return 0;
+}
+
+int pb_data_split_name(const char *dataset, const char *split, const char **name, pb_err *err) {
+    const reg_entry *re;
+    int si;
+    PB_TRY(lookup(dataset, split, &re, &si, err));
+    *name = re->info.splits[si];
     return 0;
 }
 
 int pb_data_files(const char *dataset, const char *split, const pb_data_file **files, int *n, pb_err *err) {
-    const pb_data_info *in;
-    PB_TRY(pb_data_info_get(dataset, &in, err));
-    reg_entry *re = find(dataset);
-    int si = split_index(re, split, err);
-    if (si < 0) return -1;
+    const reg_entry *re;
+    int si;
+    PB_TRY(lookup(dataset, split, &re, &si, err));
     *files = re->files[si];
     *n = re->n_files[si];
     return 0;

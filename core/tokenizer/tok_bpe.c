@@ -54,44 +54,6 @@ static bool merges_get(const tok_merges *m, int a, int b, uint32_t *rank, int *m
 /* ---- the BPE model on one word (tokenizers/src/models/bpe/{model,word}.rs) ---- */
 
 typedef struct { int32_t id, prev, next; bool dead; } wsym;
-typedef struct { uint32_t rank; int32_t pos; int32_t merged; } wmerge;
-
-/* heap order: lowest rank, then lowest position */
-static bool wm_before(const wmerge *a, const wmerge *b) {
-    return a->rank < b->rank || (a->rank == b->rank && a->pos < b->pos);
-}
-
-typedef struct { wmerge *v; size_t n, cap; } wheap;
-
-static int wh_push(wheap *h, wmerge x, pb_err *err) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 64;
-        wmerge *v = realloc(h->v, cap * sizeof *v);
-        PB_CHECK_ALLOC(v, err);
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0 && wm_before(&x, &h->v[(i - 1) / 2])) { h->v[i] = h->v[(i - 1) / 2]; i = (i - 1) / 2; }
-    h->v[i] = x;
-    return 0;
-}
-
-static wmerge wh_pop(wheap *h) {
-    wmerge top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && wm_before(&h->v[c + 1], &h->v[c])) c++;
-        if (!wm_before(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
 static int wsym_add(wsym **sy, size_t *n, size_t *cap, int32_t id, pb_err *err) {
     if (*n == *cap) {
         size_t c = *cap ? 2 * *cap : 32;
@@ -149,7 +111,7 @@ int tok_rank_word(const pb_tokenizer *t, const char *w, size_t len, tok_ids *out
     }
     wsym *sy = NULL;
     size_t n = 0, cap = 0;
-    wheap h = {0};
+    tok_heap h = {0};   /* key: merge rank (lowest first), pos: left symbol, a: merged id */
     int rc = word_symbols(t, w, len, &sy, &n, &cap, err);
     if (rc == 0 && n > (size_t)INT32_MAX) rc = pb_err_set(err, "tokenizer: word too long");
     uint32_t rank;
@@ -161,22 +123,22 @@ int tok_rank_word(const pb_tokenizer *t, const char *w, size_t len, tok_ids *out
         for (b = a; b + 1 < n && t->in_merge[sy[b].id]; b++) {}
         for (size_t i = a; rc == 0 && i < b; i++)
             if (merges_get(&t->merges, sy[i].id, sy[i + 1].id, &rank, &merged))
-                rc = wh_push(&h, (wmerge){rank, (int32_t)i, merged}, err);
+                rc = tok_heap_push(&h, (tok_cand){rank, (int32_t)i, merged, 0}, err);
         while (rc == 0 && h.n) {
-            wmerge top = wh_pop(&h);
+            tok_cand top = tok_heap_pop(&h);
             wsym *s = &sy[top.pos];
             if (s->dead || s->next < 0) continue;
             wsym *r = &sy[s->next];
             /* skip entries made stale by an earlier merge */
-            if (!merges_get(&t->merges, s->id, r->id, &rank, &merged) || merged != top.merged) continue;
-            s->id = top.merged;
+            if (!merges_get(&t->merges, s->id, r->id, &rank, &merged) || merged != top.a) continue;
+            s->id = top.a;
             r->dead = true;
             s->next = r->next;
             if (r->next >= 0) sy[r->next].prev = top.pos;
             if (s->prev >= 0 && merges_get(&t->merges, sy[s->prev].id, s->id, &rank, &merged))
-                rc = wh_push(&h, (wmerge){rank, s->prev, merged}, err);
+                rc = tok_heap_push(&h, (tok_cand){rank, s->prev, merged, 0}, err);
             if (rc == 0 && s->next >= 0 && merges_get(&t->merges, s->id, sy[s->next].id, &rank, &merged))
-                rc = wh_push(&h, (wmerge){rank, top.pos, merged}, err);
+                rc = tok_heap_push(&h, (tok_cand){rank, top.pos, merged, 0}, err);
         }
     }
     for (int32_t i = 0; rc == 0 && n && i >= 0; i = sy[i].next) rc = tok_ids_push(out, sy[i].id, err);

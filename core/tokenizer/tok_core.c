@@ -34,6 +34,42 @@ int tok_buf_put(tok_buf *b, const void *p, size_t n, pb_err *err) {
     return 0;
 }
 
+static bool cand_before(const tok_cand *x, const tok_cand *y) {
+    return x->key < y->key || (x->key == y->key && x->pos < y->pos);
+}
+
+int tok_heap_push(tok_heap *h, tok_cand c, pb_err *err) {
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 256;
+        tok_cand *v = realloc(h->v, cap * sizeof *v);
+        PB_CHECK_ALLOC(v, err);
+        h->v = v;
+        h->cap = cap;
+    }
+    size_t i = h->n++;
+    while (i > 0 && cand_before(&c, &h->v[(i - 1) / 2])) {
+        h->v[i] = h->v[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
+    h->v[i] = c;
+    return 0;
+}
+
+tok_cand tok_heap_pop(tok_heap *h) {
+    tok_cand top = h->v[0], last = h->v[--h->n];
+    size_t i = 0;
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->n) break;
+        if (c + 1 < h->n && cand_before(&h->v[c + 1], &h->v[c])) c++;
+        if (!cand_before(&h->v[c], &last)) break;
+        h->v[i] = h->v[c];
+        i = c;
+    }
+    if (h->n) h->v[i] = last;
+    return top;
+}
+
 pb_tokenizer *tok_new(const char *path) {
     pb_tokenizer *t = calloc(1, sizeof *t);
     if (!t) return NULL;

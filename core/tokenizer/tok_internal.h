@@ -22,6 +22,20 @@
 
 typedef enum { TOK_ALG_SCORE = 0, TOK_ALG_RANK = 1 } tok_alg;
 
+/* The merge agenda both algorithms share: a binary min-heap of candidate merges, best
+ * first. key orders them (TOK_ALG_SCORE stores -score so that the highest score comes
+ * first; TOK_ALG_RANK the merge rank; both exact in a double), then pos (the leftmost
+ * candidate wins ties, as both reference implementations do); a and b are the algorithm's
+ * payload. */
+typedef struct {
+    double key;
+    int32_t pos, a, b;
+} tok_cand;
+typedef struct { tok_cand *v; size_t n, cap; } tok_heap;
+
+int tok_heap_push(tok_heap *h, tok_cand c, pb_err *err);
+tok_cand tok_heap_pop(tok_heap *h); /* h->n > 0 */
+
 /* String -> id hash set over the tokenizer's own piece array (open addressing, linear
  * probing); slots hold id+1 so that 0 means empty. */
 typedef struct {

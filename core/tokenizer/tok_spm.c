@@ -140,52 +140,6 @@ typedef struct {
     bool freeze;       /* a user-defined piece: never merged */
 } sym;
 
-typedef struct {
-    float score;
-    int32_t left, right, size;
-} pair;
-
-/* agenda order of bpe_model.cc: higher score first, then the leftmost pair */
-static bool pair_before(const pair *a, const pair *b) {
-    return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-typedef struct { pair *v; size_t n, cap; } heap;
-
-static int heap_push(heap *h, pair p, pb_err *err) {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 256;
-        pair *v = realloc(h->v, cap * sizeof *v);
-        PB_CHECK_ALLOC(v, err);
-        h->v = v;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0 && pair_before(&p, &h->v[(i - 1) / 2])) {
-        h->v[i] = h->v[(i - 1) / 2];
-        i = (i - 1) / 2;
-    }
-    h->v[i] = p;
-    return 0;
-}
-
-static pair heap_pop(heap *h) {
-    pair top = h->v[0], last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && pair_before(&h->v[c + 1], &h->v[c])) c++;
-        if (!pair_before(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
-/* rev_merge of bpe_model.cc: for an unused piece (by content), the split it was last made
- * from, so that it can be taken apart again at the end. */
 typedef struct { int32_t *start, *len, *left; uint32_t mask, n; } revmap;
 
 static int32_t rev_find(const revmap *r, const char *txt, int32_t s, int32_t l, uint32_t *slot) {
@@ -228,7 +182,7 @@ typedef struct {
     const pb_tokenizer *t;
     const char *txt;
     sym *sy;
-    heap h;
+    tok_heap h;    /* agenda of bpe_model.cc: highest score first, then the leftmost pair */
     revmap rev;
 } bpe_state;
 
@@ -239,8 +193,8 @@ static int maybe_add(bpe_state *st, int32_t l, int32_t r, pb_err *err) {
     if ((uint32_t)size > t->max_piece_len) return 0;
     int id = tok_map_get(t, &t->normal, st->txt + st->sy[l].start, (size_t)size);
     if (id < 0) return 0;
-    pair p = {t->score[id], l, r, size};
-    PB_TRY(heap_push(&st->h, p, err));
+    /* key -score: the heap takes the smallest key first; pos l: leftmost on ties */
+    PB_TRY(tok_heap_push(&st->h, (tok_cand){-(double)t->score[id], l, r, size}, err));
     if (t->type[id] == PB_TOKT_UNUSED) PB_TRY(rev_put(&st->rev, st->txt, st->sy[l].start, size, st->sy[l].len, err));
     return 0;
 }
@@ -279,15 +233,15 @@ static int bpe_run(bpe_state *st, int32_t nsym, tok_ids *out, pb_err *err) {
         }
         for (int32_t i = a + 1; i <= b; i++) PB_TRY(maybe_add(st, i - 1, i, err));
         while (st->h.n) {
-            pair top = heap_pop(&st->h);
-            sym *L = &sy[top.left], *R = &sy[top.right];
-            if (L->len == 0 || R->len == 0 || L->len + R->len != top.size) continue; /* stale */
+            tok_cand top = tok_heap_pop(&st->h);   /* pos: left symbol, a: right, b: merged size */
+            sym *L = &sy[top.pos], *R = &sy[top.a];
+            if (L->len == 0 || R->len == 0 || L->len + R->len != top.b) continue; /* stale */
             L->len += R->len;
             L->next = R->next;
-            if (R->next >= 0) sy[R->next].prev = top.left;
+            if (R->next >= 0) sy[R->next].prev = top.pos;
             R->len = 0;
-            PB_TRY(maybe_add(st, L->prev, top.left, err));
-            PB_TRY(maybe_add(st, top.left, L->next, err));
+            PB_TRY(maybe_add(st, L->prev, top.pos, err));
+            PB_TRY(maybe_add(st, top.pos, L->next, err));
         }
     }
     /* resegment unused pieces (explicit stack of (start, len)), then emit */
