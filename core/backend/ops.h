@@ -31,6 +31,12 @@ typedef struct {
     void (*add)(float *y, const float *x, int64_t n);
     /* x (n, d) = table[tok] */
     void (*embedding)(float *x, const float *table, const int32_t *tok, int n, int d);
+    /* x (n) *= a */
+    void (*scale)(float *x, float a, int64_t n);
+    /* y (n) = x * keep_i / (1 - p), keep_i = [top 24 bits of pb_mix64(key + i) >= p * 2^24]:
+     * a mask that is a pure function of (key, i), so a backward pass or a resumed run
+     * regenerates it; y may alias x (the backward applies the same call to a gradient) */
+    void (*dropout)(float *y, const float *x, int64_t n, float p, uint64_t key);
 
     /* ---- Backward (cpu_backward.c, cpu_attention_bwd.c). Conventions: weight gradients
      * (dW, db, dw, d_table) ACCUMULATE (+=), so that micro-batches add up without a copy, and

@@ -91,6 +91,53 @@ char *pb_path_join(const char *dir, const char *name) {
     return p;
 }
 
+int pb_mkdir_p(const char *dir, bool *created, pb_err *err) {
+    *created = false;
+    if (pb_is_dir(dir)) return 0;
+    char *p = strdup(dir);
+    PB_CHECK_ALLOC(p, err);
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/') continue;
+        *q = 0;
+        if (!pb_is_dir(p) && mkdir(p, 0777) != 0 && errno != EEXIST) {
+            int e = errno;
+            free(p);
+            return pb_err_set(err, "%s: cannot create directory: %s", dir, strerror(e));
+        }
+        *q = '/';
+    }
+    free(p);
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return pb_err_set(err, "%s: cannot create directory: %s", dir, strerror(errno));
+    *created = true;
+    return 0;
+}
+
+int pb_file_write_atomic(const char *path, const void *data, size_t n, pb_err *err) {
+    size_t len = strlen(path) + 32;
+    char *tmp = malloc(len);
+    PB_CHECK_ALLOC(tmp, err);
+    snprintf(tmp, len, "%s.pbtmp%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        pb_err_set(err, "%s: cannot write: %s", path, strerror(errno));
+        free(tmp);
+        return -1;
+    }
+    /* flushed and synced before the rename, so that a crash leaves the old file or the new
+     * one, never a short one */
+    bool ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    int e = errno;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        if (ok) e = errno;
+        unlink(tmp);
+        free(tmp);
+        return pb_err_set(err, "%s: cannot write: %s", path, strerror(e));
+    }
+    free(tmp);
+    return 0;
+}
+
 double pb_time_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

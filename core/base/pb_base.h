@@ -82,6 +82,11 @@ bool pb_file_exists(const char *path);
 bool pb_is_dir(const char *path);
 /* Joins dir and name into a malloc'd path. */
 char *pb_path_join(const char *dir, const char *name);
+/* mkdir -p; *created tells whether the last component was made by this call. */
+int pb_mkdir_p(const char *dir, bool *created, pb_err *err);
+/* Writes n bytes to path through a temporary file in the same folder, synced and renamed
+ * into place: readers see the old file or the whole new one. */
+int pb_file_write_atomic(const char *path, const void *data, size_t n, pb_err *err);
 
 /* ---- logging ---------------------------------------------------------------------- */
 
@@ -117,5 +122,17 @@ void pb_sha256_hex(const void *data, size_t n, char hex[65]);
 #include "pb_half.h"
 
 double pb_time_now(void);          /* monotonic seconds */
+
+/* Counter-based random numbers: splitmix64 (Steele, Lea, Flood 2014). pb_mix64 is its
+ * bijective finaliser; hashing (key + index) gives the same value for an element however
+ * the work is split or resumed, which is what dropout masks and seeded permutations need. */
+static inline uint64_t pb_mix64(uint64_t z) {
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+static inline uint64_t pb_rng_next(uint64_t *state) { return pb_mix64(*state += 0x9e3779b97f4a7c15ull); }
+/* uniform in [0, 1) with 53 random bits */
+static inline double pb_rng_uniform(uint64_t *state) { return (double)(pb_rng_next(state) >> 11) * 0x1.0p-53; }
 
 #endif

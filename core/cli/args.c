@@ -1,6 +1,7 @@
 /* args.c — a small, strict long-option parser shared by every subcommand.
  * Strict because a mistyped option silently ignored would make an experiment lie. */
 #include "cli.h"
+#include "lora.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -113,6 +114,21 @@ int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_
         pb_model_free(*m);
         *m = NULL;
         return pb_err_set(err, "%s: model carries no tokenizer; give one with --tokenizer FILE", path);
+    }
+    const char *ad = pb_cli_opt(opts, "lora")->str;
+    if (ad) {
+        pb_lora *l;
+        if (pb_lora_load(&l, *m, ad, false, err) != 0) {
+            pb_model_free(*m);
+            *m = NULL;
+            if (tok) {
+                pb_tok_free(*tok);
+                *tok = NULL;
+            }
+            return -1;
+        }
+        (*m)->lora = l;
+        (*m)->owns_lora = true;
     }
     return 0;
 }

@@ -43,13 +43,41 @@ pb_opt *pb_cli_opt(pb_opt *opts, const char *name);
 int pb_cli_fail(const pb_err *err);
 int pb_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Loads MODEL with the common --tokenizer and --threads options applied. need_tok: fail
+/* Loads MODEL with the common --tokenizer, --threads and --lora options applied. need_tok: fail
  * with a clear message when the model carries no tokenizer. */
 int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_tokenizer **tok, pb_err *err);
 
 /* Options every model-loading command accepts; spread into a command's table. */
 #define PB_CLI_COMMON_OPTS \
     {"tokenizer", PB_OPT_STR, "FILE", "tokenizer file (required for llama2.c .bin models)", 0, 0, 0, 0}, \
-    {"threads", PB_OPT_INT, "N", "CPU threads (default: all cores)", 0, 0, 0, 0}
+    {"threads", PB_OPT_INT, "N", "CPU threads (default: all cores)", 0, 0, 0, 0}, \
+    {"lora", PB_OPT_STR, "DIR", "apply a LoRA adapter (PEFT folder) without merging it", 0, 0, 0, 0}
+
+/* Options of the training commands (finetune, pretrain); spread into their tables. */
+#define PB_CLI_TRAIN_OPTS \
+    {"data", PB_OPT_STR, "FILE", "training data: Alpaca JSON/JSONL or plain text", 0, 0, 0, 0}, \
+    {"format", PB_OPT_STR, "F", "alpaca | text", 0, 0, 0, 0}, \
+    {"cutoff", PB_OPT_INT, "N", "maximum tokens per example (default 256)", 0, 0, 0, 0}, \
+    {"train-on-inputs", PB_OPT_FLAG, NULL, "alpaca: loss on the prompt too (default: response only)", 0, 0, 0, 0}, \
+    {"val-size", PB_OPT_INT, "N", "examples held out for validation (default 0)", 0, 0, 0, 0}, \
+    {"epochs", PB_OPT_INT, "N", "passes over the training examples", 0, 0, 0, 0}, \
+    {"max-steps", PB_OPT_INT, "N", "stop after N optimiser steps (the schedule spans them)", 0, 0, 0, 0}, \
+    {"batch", PB_OPT_INT, "N", "examples per optimiser step", 0, 0, 0, 0}, \
+    {"micro-batch", PB_OPT_INT, "N", "examples per forward/backward pass (gradient accumulation)", 0, 0, 0, 0}, \
+    {"lr", PB_OPT_FLOAT, "X", "peak learning rate", 0, 0, 0, 0}, \
+    {"weight-decay", PB_OPT_FLOAT, "X", "AdamW weight decay (default 0, as HF Trainer)", 0, 0, 0, 0}, \
+    {"max-grad-norm", PB_OPT_FLOAT, "X", "global gradient-norm clipping, 0 = off (default 1)", 0, 0, 0, 0}, \
+    {"warmup", PB_OPT_INT, "N", "linear warm-up steps", 0, 0, 0, 0}, \
+    {"schedule", PB_OPT_STR, "S", "linear | cosine | constant decay after warm-up", 0, 0, 0, 0}, \
+    {"eval-every", PB_OPT_INT, "N", "validation loss every N steps (and at the end)", 0, 0, 0, 0}, \
+    {"save-every", PB_OPT_INT, "N", "checkpoint every N steps (and at the end)", 0, 0, 0, 0}, \
+    {"seed", PB_OPT_INT, "S", "seed of the split, the epoch order, dropout and initialisation", 0, 0, 0, 0}, \
+    {"out", PB_OPT_STR, "DIR", "output folder (checkpoints, history, result)", 0, 0, 0, 0}, \
+    {"resume", PB_OPT_FLAG, NULL, "continue the run in --out from its last checkpoint", 0, 0, 0, 0}, \
+    {"save-dtype", PB_OPT_STR, "T", "f32 | f16 | bf16 for saved models (default f32)", 0, 0, 0, 0}
+
+/* Fills the training options from parsed PB_CLI_TRAIN_OPTS over the defaults already in o;
+ * -1 with err for a bad value (the commands exit 1). */
+int pb_cli_train_opts(pb_opt *opts, void *train_opts, pb_err *err);
 
 #endif

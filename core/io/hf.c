@@ -147,33 +147,78 @@ static int load_weights(hf_ctx *c, const pb_hf_config *hc) {
     return adopt_maps(c);
 }
 
+/* The model a config.json describes, with every layer's own shape; weights NULL. */
+static int model_from_config(const char *cpath, pb_hf_config *hc, pb_model **out, pb_err *err) {
+    char *text = NULL;
+    size_t len = 0;
+    memset(hc, 0, sizeof *hc);
+    *out = NULL;
+    int rc = pb_file_read_all(cpath, &text, &len, err);
+    if (rc == 0) rc = pb_hf_config_parse(cpath, text, len, hc, err);
+    free(text);
+    if (rc == 0) rc = pb_model_create(out, &hc->cfg, false, err);
+    if (rc != 0) return -1;
+    for (int l = 0; l < hc->cfg.n_layers; l++) {
+        pb_layer *L = &(*out)->layers[l];
+        const pb_hf_layer_shape *s = &hc->layers[l];
+        L->n_heads = s->n_heads;
+        L->n_kv_heads = s->n_kv_heads;
+        L->head_dim = s->head_dim;
+        L->ffn_dim = s->ffn_dim;
+        L->has_attn = s->attn;
+        L->has_mlp = s->mlp;
+    }
+    return 0;
+}
+
+int pb_hf_config_load(const char *path, pb_model **out, pb_err *err) {
+    *out = NULL;
+    char *cpath = pb_is_dir(path) ? pb_path_join(path, "config.json") : strdup(path);
+    PB_CHECK_ALLOC(cpath, err);
+    pb_hf_config hc;
+    pb_model *m = NULL;
+    int rc = model_from_config(cpath, &hc, &m, err);
+    size_t d = m ? (size_t)m->cfg.dim : 0, ve = d * (m ? (size_t)m->cfg.vocab_size : 0);
+    if (rc == 0) {
+        m->tok_emb = pb_arena_alloc_n(&m->arena, ve, sizeof(float));
+        m->final_norm = pb_arena_alloc_n(&m->arena, d, sizeof(float));
+        m->lm_head = m->cfg.tied_embeddings ? m->tok_emb : pb_arena_alloc_n(&m->arena, ve, sizeof(float));
+        if (!m->tok_emb || !m->final_norm || !m->lm_head) rc = pb_err_set(err, "%s: out of memory", cpath);
+    }
+    for (int l = 0; rc == 0 && l < hc.cfg.n_layers; l++) {
+        pb_layer *L = &m->layers[l];
+        size_t q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim, f = (size_t)L->ffn_dim;
+        rc = pb_model_alloc_layer(m, l, err);
+        float **b[PB_HF_N_BIAS] = {&L->bq, &L->bk, &L->bv, &L->bo, &L->b_gate, &L->b_up, &L->b_down};
+        size_t bn[PB_HF_N_BIAS] = {q, kv, kv, d, f, f, d};
+        for (int i = 0; rc == 0 && i < PB_HF_N_BIAS; i++)
+            if (hc.layers[l].bias & (1u << i) && !(*b[i] = pb_arena_alloc_n(&m->arena, bn[i], sizeof(float))))
+                rc = pb_err_set(err, "%s: out of memory", cpath);
+    }
+    if (rc == 0) {
+        m->path = strdup(cpath);
+        if (!m->path) rc = pb_err_set(err, "out of memory");
+    }
+    if (rc == 0 && pb_model_validate(m, err) != 0) rc = pb_err_prefix(err, "%s: ", cpath);
+    pb_hf_config_free(&hc);
+    free(cpath);
+    if (rc != 0) {
+        pb_model_free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
 static int load_model(const char *dir, pb_model **out, pb_err *err) {
     char *cpath = pb_path_join(dir, "config.json");
     PB_CHECK_ALLOC(cpath, err);
-    char *text = NULL;
-    size_t len = 0;
     pb_hf_config hc;
-    memset(&hc, 0, sizeof hc);
-    int rc = pb_file_read_all(cpath, &text, &len, err);
-    if (rc == 0) rc = pb_hf_config_parse(cpath, text, len, &hc, err);
-    free(text);
-    free(cpath);
-    if (rc != 0) return -1;
-
     hf_ctx c = {NULL, {0}, err};
-    rc = pb_hf_weights_open(&c.w, dir, err);
-    if (rc == 0) rc = pb_model_create(&c.m, &hc.cfg, false, err);
+    int rc = model_from_config(cpath, &hc, &c.m, err);
+    free(cpath);
+    if (rc == 0) rc = pb_hf_weights_open(&c.w, dir, err);
     if (rc == 0) {
-        for (int l = 0; l < hc.cfg.n_layers; l++) {
-            pb_layer *L = &c.m->layers[l];
-            const pb_hf_layer_shape *s = &hc.layers[l];
-            L->n_heads = s->n_heads;
-            L->n_kv_heads = s->n_kv_heads;
-            L->head_dim = s->head_dim;
-            L->ffn_dim = s->ffn_dim;
-            L->has_attn = s->attn;
-            L->has_mlp = s->mlp;
-        }
         snprintf(c.m->format, sizeof c.m->format, "hf");
         c.m->path = strdup(dir);
         rc = c.m->path ? load_weights(&c, &hc) : pb_err_set(err, "out of memory");

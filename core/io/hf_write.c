@@ -65,27 +65,6 @@ static void free_pending(save_ctx *s, bool remove_tmp) {
     s->n = 0;
 }
 
-static int mkdir_p(const char *dir, bool *created, pb_err *err) {
-    *created = false;
-    if (pb_is_dir(dir)) return 0;
-    char *p = strdup(dir);
-    PB_CHECK_ALLOC(p, err);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/') continue;
-        *q = 0;
-        if (!pb_is_dir(p) && mkdir(p, 0777) != 0 && errno != EEXIST) {
-            int e = errno;
-            free(p);
-            return pb_err_set(err, "%s: cannot create directory: %s", dir, strerror(e));
-        }
-        *q = '/';
-    }
-    free(p);
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return pb_err_set(err, "%s: cannot create directory: %s", dir, strerror(errno));
-    *created = true;
-    return 0;
-}
-
 /* ---- tensor list ------------------------------------------------------------------ */
 
 typedef struct {
@@ -394,7 +373,7 @@ int pb_hf_save(const pb_model *m, const char *dir, const pb_save_opts *opts, pb_
     if (!isfinite(c->rope_theta) || !(c->rope_theta > 0))
         return pb_err_set(err, "%s: cannot save: invalid rope_theta %g", dir, (double)c->rope_theta);
     bool tied = c->tied_embeddings || m->lm_head == m->tok_emb, created = false;
-    PB_TRY(mkdir_p(dir, &created, err));
+    PB_TRY(pb_mkdir_p(dir, &created, err));
     save_ctx s = {dir, NULL, 0, 0, err};
     int rc = save_all(&s, m, &o, tied);
     for (int i = 0; i < s.n && rc == 0; i++)

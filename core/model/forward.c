@@ -3,26 +3,16 @@
  *
  * All B*T rows go through every linear layer as one GEMM; only attention runs per
  * sequence. With a KV cache the new keys/values are written straight into the cache and
- * attention reads them from there; without one they are regrouped per KV head in scratch. */
-#include "model.h"
-#include "ops.h"
+ * attention reads them from there; without one they are regrouped per KV head in scratch.
+ * The per-layer steps are also the backward driver's (grad.c) recomputation, through
+ * fwd_internal.h; LoRA adapters attached to the model are applied in every projection. */
+#include "fwd_internal.h"
 #include "rope.h"
 
 #include <cblas.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { BUF_X, BUF_XN, BUF_Q, BUF_K, BUF_V, BUF_ATT, BUF_KT, BUF_VT, BUF_G, BUF_U, BUF_INV, BUF_POS, N_BUF };
-
-struct pb_fwd_state {
-    void *buf[N_BUF];
-    size_t cap[N_BUF];    /* bytes */
-    /* inv_freq in buf[BUF_INV] is valid for these RoPE settings (inv_hd == 0: none yet) */
-    int inv_hd;
-    float inv_theta;
-    pb_rope_scaling inv_rs;
-};
 
 pb_fwd_state *pb_fwd_state_new(void) { return calloc(1, sizeof(pb_fwd_state)); }
 
@@ -38,8 +28,7 @@ void pb_set_threads(int n) {
     openblas_set_num_threads(n);
 }
 
-/* Makes buf[i] hold at least a*b elements of elt bytes (contents not kept). */
-static int grow(pb_fwd_state *s, int i, size_t a, size_t b, size_t elt, pb_err *err) {
+int pb_fwd_grow(pb_fwd_state *s, int i, size_t a, size_t b, size_t elt, pb_err *err) {
     size_t n;
     if (!pb_mul_ok(a, b, &n) || !pb_mul_ok(n, elt, &n))
         return pb_err_set(err, "forward: scratch size overflows (%zu x %zu)", a, b);
@@ -51,14 +40,14 @@ static int grow(pb_fwd_state *s, int i, size_t a, size_t b, size_t elt, pb_err *
     return 0;
 }
 
-static const float *inv_freq_for(pb_fwd_state *s, const pb_config *c, int hd, pb_err *err) {
+const float *pb_fwd_inv_freq(pb_fwd_state *s, const pb_config *c, int hd, pb_err *err) {
     const pb_rope_scaling *r = &c->rope_scaling, *o = &s->inv_rs;
     if (s->inv_hd == hd && s->inv_theta == c->rope_theta && o->type == r->type && o->factor == r->factor &&
         o->low_freq_factor == r->low_freq_factor && o->high_freq_factor == r->high_freq_factor &&
         o->original_max_position == r->original_max_position)
         return s->buf[BUF_INV];
     s->inv_hd = 0;
-    if (grow(s, BUF_INV, (size_t)hd / 2 + 1, 1, sizeof(float), err) != 0) return NULL;
+    if (pb_fwd_grow(s, BUF_INV, (size_t)hd / 2 + 1, 1, sizeof(float), err) != 0) return NULL;
     if (pb_rope_inv_freq(c, hd, s->buf[BUF_INV], err) != 0) return NULL;
     s->inv_hd = hd;
     s->inv_theta = c->rope_theta;
@@ -99,8 +88,8 @@ static int check_inputs(const pb_model *m, const int32_t *tokens, int B, int T, 
     return 0;
 }
 
-static int alloc_scratch(const pb_model *m, pb_fwd_state *s, size_t N, int T, pb_err *err) {
-    size_t mq = 0, mkv = 0, mf = 0, d = (size_t)m->cfg.dim;
+int pb_fwd_scratch(const pb_model *m, pb_fwd_state *s, int B, int T, int p0, pb_err *err) {
+    size_t N = (size_t)B * T, mq = 0, mkv = 0, mf = 0, d = (size_t)m->cfg.dim;
     for (int l = 0; l < m->cfg.n_layers; l++) {
         const pb_layer *L = &m->layers[l];
         if (L->has_attn) {
@@ -111,35 +100,62 @@ static int alloc_scratch(const pb_model *m, pb_fwd_state *s, size_t N, int T, pb
         if (L->has_mlp && (size_t)L->ffn_dim > mf) mf = (size_t)L->ffn_dim;
     }
     const size_t f = sizeof(float);
-    PB_TRY(grow(s, BUF_X, N, d, f, err));
-    PB_TRY(grow(s, BUF_XN, N, d, f, err));
-    PB_TRY(grow(s, BUF_Q, N, mq, f, err));
-    PB_TRY(grow(s, BUF_ATT, N, mq, f, err));
-    PB_TRY(grow(s, BUF_K, N, mkv, f, err));
-    PB_TRY(grow(s, BUF_V, N, mkv, f, err));
-    PB_TRY(grow(s, BUF_KT, (size_t)T, mkv, f, err));
-    PB_TRY(grow(s, BUF_VT, (size_t)T, mkv, f, err));
-    PB_TRY(grow(s, BUF_G, N, mf, f, err));
-    PB_TRY(grow(s, BUF_U, N, mf, f, err));
-    PB_TRY(grow(s, BUF_POS, N, 1, sizeof(int32_t), err));
+    PB_TRY(pb_fwd_grow(s, BUF_X, N, d, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_XN, N, d, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_Q, N, mq, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_ATT, N, mq, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_K, N, mkv, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_V, N, mkv, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_KT, (size_t)T, mkv, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_VT, (size_t)T, mkv, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_G, N, mf, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_U, N, mf, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_POS, N, 1, sizeof(int32_t), err));
+    if (m->lora) {
+        /* an adapter's input (dropout copy) is at most max(d, q, f) wide */
+        size_t w = d > mq ? d : mq;
+        w = w > mf ? w : mf;
+        PB_TRY(pb_fwd_grow(s, BUF_LX, N, w, f, err));
+        PB_TRY(pb_fwd_grow(s, BUF_LT, N, (size_t)m->lora->rank, f, err));
+    }
+    int32_t *pos = s->buf[BUF_POS];
+    for (size_t i = 0; i < N; i++) pos[i] = p0 + (int32_t)(i % (size_t)T);
     return 0;
 }
 
-static int attention_block(const pb_model *m, pb_fwd_state *s, int l, int B, int T, int p0, pb_kvcache *cache,
-                           pb_err *err) {
+void pb_fwd_linear(const pb_model *m, pb_fwd_state *s, int l, pb_lora_target t, float *y, const float *x,
+                   const float *W, const float *b, int n, int in, int out, bool accumulate, const uint64_t *drop) {
+    const pb_ops *ops = pb_ops_cpu();
+    PB_OP(PB_OP_LINEAR, ops->linear(y, x, W, b, n, in, out, accumulate));
+    const pb_lora *lo = m->lora;
+    const pb_lora_pair *p = pb_lora_get(lo, l, t);
+    if (!p) return;
+    float *lt = s->buf[BUF_LT];
+    if (drop && lo->dropout > 0.0f) {
+        float *lx = s->buf[BUF_LX];
+        ops->dropout(lx, x, (int64_t)n * in, lo->dropout, pb_lora_dropout_key(*drop, l, t));
+        x = lx;
+    }
+    /* y += ((x A^T) * scale) B^T: scaling the (n, rank) product is the cheapest place */
+    PB_OP(PB_OP_LINEAR, ops->linear(lt, x, p->A, NULL, n, in, lo->rank, false));
+    ops->scale(lt, lo->scale, (int64_t)n * lo->rank);
+    PB_OP(PB_OP_LINEAR, ops->linear(y, lt, p->B, NULL, n, lo->rank, out, true));
+}
+
+int pb_fwd_attention(const pb_model *m, pb_fwd_state *s, int l, int B, int T, int p0, pb_kvcache *cache, float *x,
+                     const pb_layer_acts *a, const uint64_t *drop, pb_err *err) {
     const pb_ops *ops = pb_ops_cpu();
     const pb_layer *L = &m->layers[l];
     int d = m->cfg.dim, nh = L->n_heads, nkv = L->n_kv_heads, hd = L->head_dim, N = B * T;
     int qd = nh * hd, kd = nkv * hd;
-    float *x = s->buf[BUF_X], *xn = s->buf[BUF_XN], *q = s->buf[BUF_Q], *k = s->buf[BUF_K], *v = s->buf[BUF_V];
-    float *att = s->buf[BUF_ATT];
-    const float *inv = inv_freq_for(s, &m->cfg, hd, err);
+    float *xn = a->xn_a, *q = a->q, *k = a->k, *v = a->v, *att = a->att;
+    const float *inv = pb_fwd_inv_freq(s, &m->cfg, hd, err);
     if (!inv) return pb_err_prefix(err, "layer %d: ", l);
 
     PB_OP(PB_OP_RMSNORM, ops->rmsnorm(xn, x, L->attn_norm, N, d, m->cfg.norm_eps));
-    PB_OP(PB_OP_LINEAR, ops->linear(q, xn, L->wq, L->bq, N, d, qd, false));
-    PB_OP(PB_OP_LINEAR, ops->linear(k, xn, L->wk, L->bk, N, d, kd, false));
-    PB_OP(PB_OP_LINEAR, ops->linear(v, xn, L->wv, L->bv, N, d, kd, false));
+    pb_fwd_linear(m, s, l, PB_LORA_Q, q, xn, L->wq, L->bq, N, d, qd, false, drop);
+    pb_fwd_linear(m, s, l, PB_LORA_K, k, xn, L->wk, L->bk, N, d, kd, false, drop);
+    pb_fwd_linear(m, s, l, PB_LORA_V, v, xn, L->wv, L->bv, N, d, kd, false, drop);
     PB_OP(PB_OP_ROPE, ops->rope(q, s->buf[BUF_POS], inv, N, nh, hd));
     PB_OP(PB_OP_ROPE, ops->rope(k, s->buf[BUF_POS], inv, N, nkv, hd));
 
@@ -166,40 +182,42 @@ static int attention_block(const pb_model *m, pb_fwd_state *s, int l, int B, int
         size_t qo = (size_t)b * T * qd;
         PB_OP(PB_OP_ATTENTION, ops->attention(att + qo, q + qo, kb, vb, T, p0, nh, nkv, hd, stride));
     }
-    PB_OP(PB_OP_LINEAR, ops->linear(x, att, L->wo, L->bo, N, qd, d, true));
+    pb_fwd_linear(m, s, l, PB_LORA_O, x, att, L->wo, L->bo, N, qd, d, true, drop);
     return 0;
 }
 
-static void mlp_block(const pb_model *m, pb_fwd_state *s, int l, int N) {
+void pb_fwd_mlp(const pb_model *m, pb_fwd_state *s, int l, int N, float *x, const pb_layer_acts *a,
+                const uint64_t *drop) {
     const pb_ops *ops = pb_ops_cpu();
     const pb_layer *L = &m->layers[l];
     int d = m->cfg.dim, f = L->ffn_dim;
-    float *x = s->buf[BUF_X], *xn = s->buf[BUF_XN], *g = s->buf[BUF_G], *u = s->buf[BUF_U];
-    PB_OP(PB_OP_RMSNORM, ops->rmsnorm(xn, x, L->mlp_norm, N, d, m->cfg.norm_eps));
-    PB_OP(PB_OP_LINEAR, ops->linear(g, xn, L->w_gate, L->b_gate, N, d, f, false));
-    PB_OP(PB_OP_LINEAR, ops->linear(u, xn, L->w_up, L->b_up, N, d, f, false));
-    PB_OP(PB_OP_SWIGLU, ops->swiglu(g, g, u, (int64_t)N * f));
-    PB_OP(PB_OP_LINEAR, ops->linear(x, g, L->w_down, L->b_down, N, f, d, true));
+    PB_OP(PB_OP_RMSNORM, ops->rmsnorm(a->xn_m, x, L->mlp_norm, N, d, m->cfg.norm_eps));
+    pb_fwd_linear(m, s, l, PB_LORA_GATE, a->g, a->xn_m, L->w_gate, L->b_gate, N, d, f, false, drop);
+    pb_fwd_linear(m, s, l, PB_LORA_UP, a->u, a->xn_m, L->w_up, L->b_up, N, d, f, false, drop);
+    PB_OP(PB_OP_SWIGLU, ops->swiglu(a->h, a->g, a->u, (int64_t)N * f));
+    pb_fwd_linear(m, s, l, PB_LORA_DOWN, x, a->h, L->w_down, L->b_down, N, f, d, true, drop);
 }
 
 int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T, pb_kvcache *cache,
                      float *logits, bool last_only, pb_err *err) {
     if (!m || !s) return pb_err_set(err, "forward: no model or no state");
     PB_TRY(pb_model_validate(m, err));
+    if (m->lora) PB_TRY(pb_lora_check(m->lora, m, err));
     int p0 = 0;
     PB_TRY(check_inputs(m, tokens, B, T, cache, &p0, err));
     if ((int64_t)B * T > INT32_MAX / 2) return pb_err_set(err, "forward: batch too large (B=%d T=%d)", B, T);
     int N = B * T, d = m->cfg.dim;
-    PB_TRY(alloc_scratch(m, s, (size_t)N, T, err));
+    PB_TRY(pb_fwd_scratch(m, s, B, T, p0, err));
     const pb_ops *ops = pb_ops_cpu();
-    int32_t *pos = s->buf[BUF_POS];
-    for (int i = 0; i < N; i++) pos[i] = p0 + i % T;
     float *x = s->buf[BUF_X], *xn = s->buf[BUF_XN];
+    /* inference: every activation is scratch that the next layer overwrites */
+    pb_layer_acts a = {.xn_a = xn, .q = s->buf[BUF_Q], .k = s->buf[BUF_K], .v = s->buf[BUF_V], .att = s->buf[BUF_ATT],
+                       .xn_m = xn, .g = s->buf[BUF_G], .u = s->buf[BUF_U], .h = s->buf[BUF_G]};
 
     PB_OP(PB_OP_EMBEDDING, ops->embedding(x, m->tok_emb, tokens, N, d));
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        if (m->layers[l].has_attn) PB_TRY(attention_block(m, s, l, B, T, p0, cache, err));
-        if (m->layers[l].has_mlp) mlp_block(m, s, l, N);
+        if (m->layers[l].has_attn) PB_TRY(pb_fwd_attention(m, s, l, B, T, p0, cache, x, &a, NULL, err));
+        if (m->layers[l].has_mlp) pb_fwd_mlp(m, s, l, N, x, &a, NULL);
     }
     if (cache)
         for (int b = 0; b < B; b++) cache->len[b] = p0 + T;

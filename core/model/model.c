@@ -1,5 +1,6 @@
 /* model.c — model lifetime, per-layer allocation, validation and parameter counts. */
 #include "model.h"
+#include "lora.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,7 @@ int pb_model_alloc_layer(pb_model *m, int l, pb_err *err) {
 
 void pb_model_free(pb_model *m) {
     if (!m) return;
+    if (m->owns_lora) pb_lora_free(m->lora);
     for (int i = 0; i < m->n_maps; i++) pb_mmap_close(&m->maps[i]);
     free(m->maps);
     free(m->path);

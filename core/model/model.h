@@ -69,6 +69,10 @@ typedef struct pb_model {
     float *final_norm; /* (dim) */
     float *lm_head;    /* (vocab_size, dim); == tok_emb when tied */
     pb_layer *layers;  /* (n_layers) */
+    /* LoRA adapters every forward and backward pass applies (see lora.h); freed with the
+     * model only when owns_lora */
+    struct pb_lora *lora;
+    bool owns_lora;
 
     char format[16];   /* "hf", "gguf", "llama2c", "memory" */
     char *path;        /* what it was loaded from (owned) */

@@ -15,6 +15,7 @@
  *     --logits IDS OUT       IDS: text "B T" followed by B*T token ids (row-major); OUT: the
  *                            raw little-endian fp32 logits (B, T, vocab_size)
  *     --decode               --logits run token by token through the KV cache, not in one forward
+ *     --lora DIR             apply the LoRA adapter in DIR (PEFT layout), unmerged, to --logits
  * The actions run in the order listed; with none, pb_dump only loads. A load failure prints
  * the loader's message alone (one line, starting with the path) on stderr and exits 1, so
  * that tests can check the message; other failures print "pb_dump: error: ..." and exit 1;
@@ -28,6 +29,7 @@
  * lies in a memory map}}, n_tensors, n_mapped_tensors, and with --tok tokenizer {vocab_size,
  * bos, eos, kind: "spm" or "bytelevel"}. */
 #include "load.h"
+#include "lora.h"
 #include "pb_test_model.h"
 
 #include <cjson/cJSON.h>
@@ -250,12 +252,13 @@ static int dump_logits(pb_model *m, const char *ids_path, const char *out_path, 
 static int usage(void) {
     fprintf(stderr, "usage: pb_dump [--tok] [--tokenizer PATH] [--threads N] [--info] [--tensors DIR]\n"
                     "               [--save DIR [--dtype f32|f16|bf16] [--max-shard-bytes N]]\n"
-                    "               [--logits IDS_FILE OUT_FILE [--decode]] MODEL\n");
+                    "               [--logits IDS_FILE OUT_FILE [--decode] [--lora DIR]] MODEL\n");
     return 2;
 }
 
 int main(int argc, char **argv) {
     const char *model = NULL, *tensors_dir = NULL, *save_dir = NULL, *ids_path = NULL, *logits_path = NULL;
+    const char *lora_dir = NULL;
     bool want_tok = false, want_info = false, decode = false;
     pb_load_opts opts = {0};
     pb_save_opts so = {PB_DTYPE_F32, NULL, 0};
@@ -277,6 +280,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(a, "--max-shard-bytes") && more) so.max_shard_bytes = (size_t)strtoull(argv[++i], NULL, 10);
         else if (!strcmp(a, "--logits") && i + 2 < argc) ids_path = argv[++i], logits_path = argv[++i];
         else if (!strcmp(a, "--decode")) decode = true;
+        else if (!strcmp(a, "--lora") && more) lora_dir = argv[++i];
         else if (a[0] != '-' && !model) model = a;
         else return usage();
     }
@@ -290,7 +294,11 @@ int main(int argc, char **argv) {
         return 1;
     }
     int rc = 0;
-    if (want_info || tensors_dir) {
+    if (lora_dir) {
+        if (pb_lora_load(&m->lora, m, lora_dir, false, &err) != 0) rc = fail("%s", err.msg);
+        m->owns_lora = true;
+    }
+    if (!rc && (want_info || tensors_dir)) {
         cJSON *o = info(m, tok);
         char *s = cJSON_Print(o);
         if (!s) rc = fail("out of memory");

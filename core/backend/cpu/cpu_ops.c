@@ -88,6 +88,21 @@ static void cpu_add(float *y, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
 }
 
+static void cpu_scale(float *x, float a, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++) x[i] *= a;
+}
+
+/* Element i is kept iff the top 24 bits of mix64(key + i) are >= p * 2^24: exact for any p
+ * on a 2^-24 grid, and independent of how the loop is split among threads. */
+static void cpu_dropout(float *y, const float *x, int64_t n, float p, uint64_t key) {
+    uint32_t thresh = (uint32_t)((double)p * 16777216.0);
+    float keep = 1.0f / (1.0f - p);
+#pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++)
+        y[i] = (uint32_t)(pb_mix64(key + (uint64_t)i) >> 40) >= thresh ? x[i] * keep : 0.0f;
+}
+
 static void cpu_embedding(float *x, const float *table, const int32_t *tok, int n, int d) {
     for (int i = 0; i < n; i++) memcpy(x + (size_t)i * d, table + (size_t)tok[i] * d, (size_t)d * sizeof(float));
 }
@@ -101,6 +116,8 @@ static const pb_ops cpu_ops = {
     .swiglu = cpu_swiglu,
     .add = cpu_add,
     .embedding = cpu_embedding,
+    .scale = cpu_scale,
+    .dropout = cpu_dropout,
     .linear_bwd = pb_cpu_linear_bwd,
     .rmsnorm_bwd = pb_cpu_rmsnorm_bwd,
     .rope_bwd = pb_cpu_rope_bwd,
