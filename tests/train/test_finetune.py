@@ -112,6 +112,44 @@ def test_lower_nll_and_merge(dump):
         c = logits(dump, MODEL, ids)
         if c is not None:
             check(float(np.abs(a - c).max() / np.abs(a).max()) > 1e-3, "the adapter changes nothing")
+    check_adapter_file(dump, out)
+
+
+def tensors(dump, model, extra=()):
+    d = os.path.join(TMP, "tensors_" + os.path.basename(model.rstrip("/")))
+    os.makedirs(d, exist_ok=True)
+    r = subprocess.run([dump, model, "--tensors", d, *extra], capture_output=True, text=True)
+    check(r.returncode == 0, f"pb_dump --tensors {model}: {r.stderr.strip()}")
+    return lambda name: np.fromfile(os.path.join(d, name + ".f32"), dtype="<f4").astype(np.float64)
+
+
+def check_adapter_file(dump, out):
+    """The saved adapter read as PEFT would (safetensors names, A (r, in), B (out, r),
+    scale lora_alpha / r from adapter_config.json): base + scale * B @ A is the merged model."""
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        print("  (safetensors missing: adapter file check skipped)")
+        return
+    cfg = json.load(open(os.path.join(out, "adapter_config.json")))
+    ad = load_file(os.path.join(out, "adapter_model.safetensors"))
+    base, merged = tensors(dump, MODEL), tensors(dump, os.path.join(out, "merged"), ["--tokenizer", TOK])
+    check(cfg["peft_type"] == "LORA" and cfg["r"] == 8 and cfg["lora_alpha"] == 16 and
+          sorted(cfg["target_modules"]) == sorted(["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                                   "down_proj"]), f"adapter_config.json: {cfg}")
+    scale, worst, n = cfg["lora_alpha"] / cfg["r"], 0.0, 0
+    for key, a in ad.items():
+        if not key.endswith("lora_A.weight"):
+            continue
+        b = ad[key.replace("lora_A", "lora_B")].astype(np.float64)
+        name = key[len("base_model.model."):].replace(".lora_A", "")
+        w0, w1 = base(name), merged(name)
+        want = w0 + scale * (b @ a.astype(np.float64)).reshape(-1)
+        worst = max(worst, float(np.abs(w1 - want).max() / np.abs(want).max()))
+        n += 1
+    print(f"  adapter file: {n} A/B pairs, merged == base + (alpha/r) B A within {worst:.1e}")
+    # one fp32 GEMM of rank 8 added to fp32 weights: a few ulps of the weights
+    check(n == 5 * 7 and worst <= 1e-6, f"adapter file vs merged weights: {n} pairs, rel err {worst:.3g}")
 
 
 def test_resume():
