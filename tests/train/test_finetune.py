@@ -171,8 +171,11 @@ def test_resume():
                 break
         p.wait()
         check(p.returncode == -signal.SIGKILL, f"run killed after step {kill_after} ended with {p.returncode}")
-        files = os.listdir(cut)
-        check(not [f for f in files if "pbtmp" in f], f"temporary files left visible: {files}")
+        # whatever the moment, the checkpoint that checkpoint.json names is complete
+        ck = os.path.join(cut, "checkpoint.json")
+        if os.path.exists(ck):
+            j = json.load(open(ck))
+            check(os.path.exists(os.path.join(cut, j["file"])), f"checkpoint.json names a missing {j['file']}")
     r = run("finetune", MODEL, *common, "--out", cut, "--resume")
     if not check(r.returncode == 0, f"resumed run: {r.stderr.strip()}"):
         return
@@ -183,6 +186,8 @@ def test_resume():
     for k, v in want.items():
         check(got.get(k) == v, f"step {k}: resumed '{got.get(k)}' vs uninterrupted '{v}'")
     print(f"  resumed from steps {resumed}; {len(want)} step lines identical")
+    leftovers = [f for d in (cut, os.path.join(cut, "best")) for f in os.listdir(d) if "pbtmp" in f]
+    check(not leftovers, f"temporary files of the killed runs were not cleaned: {leftovers}")
     for f in ("adapter_model.safetensors", "history.json"):
         a, b = open(os.path.join(full, f), "rb").read(), open(os.path.join(cut, f), "rb").read()
         check(a == b if f.endswith("safetensors") else json.loads(a) == json.loads(b), f"{f} differs after resume")
