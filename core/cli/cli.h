@@ -80,4 +80,38 @@ int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_
  * -1 with err for a bad value (the commands exit 1). */
 int pb_cli_train_opts(pb_opt *opts, void *train_opts, pb_err *err);
 
+/* Options of `prune` and `importance`; spread into their tables. */
+#define PB_CLI_PRUNE_OPTS \
+    {"method", PB_OPT_STR, "M", "depth | llm-pruner | wanda-sp | flap | magnitude | random", 0, 0, 0, 0}, \
+    {"criterion", PB_OPT_STR, "C", "depth: magnitude | taylor | ppl; llm-pruner: param_first | param_second | " \
+     "param_mix | vectorize; magnitude: l1 | l2", 0, 0, 0, 0}, \
+    {"granularity", PB_OPT_STR, "G", "block | attn | mlp | module (depth); head | channel (importance)", 0, 0, 0, 0}, \
+    {"ratio", PB_OPT_FLOAT, "R", "fraction of all parameters to remove, in [0, 1)", 0, 0, 0, 0}, \
+    {"num-blocks", PB_OPT_INT, "K", "depth: blocks (or modules) to remove", 0, 0, 0, 0}, \
+    {"group-ratio", PB_OPT_FLOAT, "r", "llm-pruner: per-layer group ratio (its native setting)", 0, 0, 0, 0}, \
+    {"p", PB_OPT_FLOAT, "p", "flap / wanda-sp: their native ratio of attention+MLP weights", 0, 0, 0, 0}, \
+    {"protect-first", PB_OPT_INT, "N", "depth: never remove the first N blocks (Taylor+: 4)", 0, 0, 0, 0}, \
+    {"protect-last", PB_OPT_INT, "N", "depth: never remove the last N blocks (Taylor+: 2)", 0, 0, 0, 0}, \
+    {"iterative", PB_OPT_FLAG, NULL, "depth: re-score after each removal", 0, 0, 0, 0}, \
+    {"layers", PB_OPT_STR, "A:B", "llm-pruner: prune layers A..B-1 (the paper: 4:30)", 0, 0, 0, 0}, \
+    {"aggregation", PB_OPT_STR, "A", "llm-pruner: sum | mean | max | prod | first", 0, 0, 0, 0}, \
+    {"structure", PB_OPT_STR, "S", "flap: al-am | ul-um", 0, 0, 0, 0}, \
+    {"metric", PB_OPT_STR, "M", "flap: wifv | ifv | wifn", 0, 0, 0, 0}, \
+    {"no-bias-compensation", PB_OPT_FLAG, NULL, "flap: no bias compensation", 0, 0, 0, 0}, \
+    {"seed", PB_OPT_INT, "S", "seed of random calibration windows and of the random method", 0, 0, 0, 0}, \
+    {"calib", PB_OPT_STR, "NAME|FILE", "calibration text: a dataset (wikitext2, ptb, tinystories, ...) or a file", \
+     0, 0, 0, 0}, \
+    {"calib-split", PB_OPT_STR, "S", "the dataset's split (default: its default)", 0, 0, 0, 0}, \
+    {"calib-samples", PB_OPT_INT, "N", "calibration windows (default 10)", 0, 0, 0, 0}, \
+    {"calib-seq-len", PB_OPT_INT, "T", "tokens per window, BOS included (default 128)", 0, 0, 0, 0}, \
+    {"calib-sampling", PB_OPT_STR, "S", "random (default) | contiguous (window i = BOS + tokens i(T-1)..)", 0, 0, 0, 0}, \
+    {"data-dir", PB_OPT_STR, "DIR", "data folder (default: $PRUNEBENCH_DATA, ../shared/data, ./data)", 0, 0, 0, 0}
+
+/* Fills pruning options (pb_prune_opts over its defaults) from PB_CLI_PRUNE_OPTS; the method
+ * follows from the criterion when --method is absent. -1 with err on a bad value. */
+int pb_cli_prune_opts(pb_opt *opts, void *prune_opts, pb_err *err);
+/* Loads the calibration windows --calib asks for (*loaded false when it is absent). */
+struct pb_calib;
+int pb_cli_calib(pb_opt *opts, const pb_tokenizer *tok, struct pb_calib *c, bool *loaded, pb_err *err);
+
 #endif

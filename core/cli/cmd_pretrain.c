@@ -93,7 +93,7 @@ static int run(int argc, char **argv) {
 
     pb_model *m = NULL;
     pb_tokenizer *tok = NULL;
-    if (pb_hf_config_load(pos[0], &m, &err) != 0 || pb_tok_load(tpath, &tok, &err) != 0) {
+    if (pb_hf_config_load(pos[0], true, &m, &err) != 0 || pb_tok_load(tpath, &tok, &err) != 0) {
         pb_model_free(m);
         return pb_cli_fail(&err);
     }

@@ -171,7 +171,7 @@ static int model_from_config(const char *cpath, pb_hf_config *hc, pb_model **out
     return 0;
 }
 
-int pb_hf_config_load(const char *path, pb_model **out, pb_err *err) {
+int pb_hf_config_load(const char *path, bool alloc_weights, pb_model **out, pb_err *err) {
     *out = NULL;
     char *cpath = pb_is_dir(path) ? pb_path_join(path, "config.json") : strdup(path);
     PB_CHECK_ALLOC(cpath, err);
@@ -179,13 +179,13 @@ int pb_hf_config_load(const char *path, pb_model **out, pb_err *err) {
     pb_model *m = NULL;
     int rc = model_from_config(cpath, &hc, &m, err);
     size_t d = m ? (size_t)m->cfg.dim : 0, ve = d * (m ? (size_t)m->cfg.vocab_size : 0);
-    if (rc == 0) {
+    if (rc == 0 && alloc_weights) {
         m->tok_emb = pb_arena_alloc_n(&m->arena, ve, sizeof(float));
         m->final_norm = pb_arena_alloc_n(&m->arena, d, sizeof(float));
         m->lm_head = m->cfg.tied_embeddings ? m->tok_emb : pb_arena_alloc_n(&m->arena, ve, sizeof(float));
         if (!m->tok_emb || !m->final_norm || !m->lm_head) rc = pb_err_set(err, "%s: out of memory", cpath);
     }
-    for (int l = 0; rc == 0 && l < hc.cfg.n_layers; l++) {
+    for (int l = 0; rc == 0 && alloc_weights && l < hc.cfg.n_layers; l++) {
         pb_layer *L = &m->layers[l];
         size_t q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim, f = (size_t)L->ffn_dim;
         rc = pb_model_alloc_layer(m, l, err);
@@ -199,7 +199,7 @@ int pb_hf_config_load(const char *path, pb_model **out, pb_err *err) {
         m->path = strdup(cpath);
         if (!m->path) rc = pb_err_set(err, "out of memory");
     }
-    if (rc == 0 && pb_model_validate(m, err) != 0) rc = pb_err_prefix(err, "%s: ", cpath);
+    if (rc == 0 && alloc_weights && pb_model_validate(m, err) != 0) rc = pb_err_prefix(err, "%s: ", cpath);
     pb_hf_config_free(&hc);
     free(cpath);
     if (rc != 0) {

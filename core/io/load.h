@@ -24,10 +24,11 @@ int pb_gguf_load(const char *path, const pb_load_opts *opts, pb_model **model, p
 int pb_llama2c_load(const char *path, const pb_load_opts *opts, pb_model **model, pb_tokenizer **tok,
                     pb_err *err);
 
-/* A model with the shape a config.json describes (path: the file, or a folder holding it)
- * and zero-filled weights (biases too where the config lists them): for training from
- * scratch and for planning a pruning without the weights. */
-int pb_hf_config_load(const char *path, pb_model **out, pb_err *err);
+/* A model with the shape a config.json describes (path: the file, or a folder holding it):
+ * with alloc_weights, zero-filled weights (biases too where the config lists them), for
+ * training from scratch; without, every tensor pointer NULL (a shape only, which forward
+ * refuses), for planning a pruning without the weights. */
+int pb_hf_config_load(const char *path, bool alloc_weights, pb_model **out, pb_err *err);
 
 typedef enum { PB_DTYPE_F32 = 0, PB_DTYPE_F16 = 1, PB_DTYPE_BF16 = 2 } pb_save_dtype;
 

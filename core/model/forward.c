@@ -235,3 +235,28 @@ int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, 
     PB_OP(PB_OP_LINEAR, ops->linear(logits, xn, m->lm_head, NULL, rows, d, m->cfg.vocab_size, false));
     return 0;
 }
+
+int pb_model_embed(const pb_model *m, const int32_t *tokens, int n, float *x, pb_err *err) {
+    for (int i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
+            return pb_err_set(err, "forward: token id %d (row %d) is outside the vocabulary [0, %d)", (int)tokens[i], i,
+                              m->cfg.vocab_size);
+    pb_ops_cpu()->embedding(x, m->tok_emb, tokens, n, m->cfg.dim);
+    return 0;
+}
+
+int pb_model_layer_forward(const pb_model *m, pb_fwd_state *s, int l, int B, int T, float *x, const float **att,
+                           const float **h, pb_err *err) {
+    if (l < 0 || l >= m->cfg.n_layers) return pb_err_set(err, "forward: no layer %d", l);
+    if (B <= 0 || T <= 0 || (int64_t)B * T > INT32_MAX / 2) return pb_err_set(err, "forward: bad shape B=%d T=%d", B, T);
+    PB_TRY(pb_fwd_scratch(m, s, B, T, 0, err));
+    pb_layer_acts a = {.xn_a = s->buf[BUF_XN], .q = s->buf[BUF_Q], .k = s->buf[BUF_K], .v = s->buf[BUF_V],
+                       .att = s->buf[BUF_ATT], .xn_m = s->buf[BUF_XN], .g = s->buf[BUF_G], .u = s->buf[BUF_U],
+                       .h = s->buf[BUF_G]};
+    const pb_layer *L = &m->layers[l];
+    if (L->has_attn) PB_TRY(pb_fwd_attention(m, s, l, B, T, 0, NULL, x, &a, NULL, err));
+    if (L->has_mlp) pb_fwd_mlp(m, s, l, B * T, x, &a, NULL);
+    if (att) *att = L->has_attn ? a.att : NULL;
+    if (h) *h = L->has_mlp ? a.h : NULL;
+    return 0;
+}

@@ -128,7 +128,9 @@ int64_t pb_model_params_no_embed(const pb_model *m) {
 
 int64_t pb_model_params(const pb_model *m) {
     int64_t ve = (int64_t)m->cfg.vocab_size * m->cfg.dim;
-    return pb_model_params_no_embed(m) + ve + (m->lm_head != m->tok_emb ? ve : 0);
+    /* a shape-only model (no tensors) counts by its config */
+    bool tied = m->tok_emb ? m->lm_head == m->tok_emb : m->cfg.tied_embeddings;
+    return pb_model_params_no_embed(m) + ve + (tied ? 0 : ve);
 }
 
 int pb_rope_unpermute_rows(float *w, int n_heads, int head_dim, int cols, pb_err *err) {

@@ -140,6 +140,16 @@ void pb_fwd_state_free(pb_fwd_state *s);
 int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T,
                      pb_kvcache *cache, float *logits, bool last_only, pb_err *err);
 
+/* One layer at a time, for methods that collect statistics layer by layer (Wanda-sp,
+ * FLAP): x (B*T, dim) holds the residual stream of B sequences of T tokens at positions
+ * 0..T-1 and is updated in place by layer l (x += attn(x), then x += mlp(x)). When not NULL,
+ * *att gets the o_proj input (B*T, n_heads*head_dim) and *h the down_proj input
+ * (B*T, ffn_dim) of this call (scratch of s, valid until its next use; NULL for a missing
+ * sublayer). pb_model_embed fills x with the token embeddings. */
+int pb_model_embed(const pb_model *m, const int32_t *tokens, int n, float *x, pb_err *err);
+int pb_model_layer_forward(const pb_model *m, pb_fwd_state *s, int l, int B, int T, float *x, const float **att,
+                           const float **h, pb_err *err);
+
 /* nll[i] = -log softmax(logits[i])[targets[i]] for n rows of vocab logits (targets must be
  * in range); *sum (optional) is their sum in row order. Fails, naming the first row, when a
  * value is not finite. */

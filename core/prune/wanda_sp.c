@@ -1,0 +1,125 @@
+/* wanda_sp.c — Wanda-sp, the structured Wanda of FLAP's repository (lib/prune.py::prune_wanda_sp;
+ * /work/shared/reference/width-pruning.md section 3).
+ *
+ * Per layer, from the o_proj and down_proj inputs X over the calibration windows:
+ *   s_j = (1/N) sum_n ||X[n,:,j]||^2, M_ij = |W_ij| sqrt(s_j) for W = o_proj / down_proj,
+ *   channel score = mean over rows i of M_ij, head unit score = sum over its channels
+ * (a head unit is a KV group: with GQA its o_proj columns are all its query heads' channels;
+ * with MHA it is one head, the reference's case). Each layer loses its floor(p * units) lowest
+ * head units and floor(p * ffn_dim) lowest channels; where scores tie, the lower index goes
+ * first (the reference keeps every unit >= the k-th lowest score, which removes fewer than k
+ * on ties). Sequential, as the reference: layer l's statistics are taken with layers < l
+ * already pruned; both modules of layer l are scored from one pass through the dense layer l,
+ * then pruned, and the pruned layer's output feeds layer l+1. No bias compensation.
+ *
+ * p is --p (o->native) or comes from --ratio (a fraction of ALL parameters, embeddings
+ * included): the p on pb_prune_solve's 1e-6 grid whose per-layer counts remove closest to
+ * ratio * pb_model_params (the counts do not depend on the weights). importance scores are
+ * the dense model's (no sequential pruning). */
+#include "width_act.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHAT "wanda-sp"
+
+typedef struct {
+    pb_model *m;            /* run: the model pruned in place; NULL for scores */
+    const pb_model *cm;     /* the model read */
+    const pb_prune_opts *o;
+    double p;
+    pb_prune_result *r;     /* run */
+    pb_scores *out;         /* scores */
+} wanda_ctx;
+
+/* c_j = mean_i |W_ij| * sqrt(s_j) for W (D, C). */
+static void channel_scores(const pb_act_stat *st, const float *W, int D, double *c) {
+    pb_act_col_abs_mean(W, D, st->C, c);
+    for (int j = 0; j < st->C; j++) c[j] *= sqrt(st->sq[j]);
+}
+
+static int layer_cb(void *vctx, int l, const pb_act_layer *st, bool *changed, pb_err *err) {
+    wanda_ctx *c = vctx;
+    const pb_layer *L = &c->cm->layers[l];
+    int D = c->cm->cfg.dim, Q = st->att.C, F = st->mlp.C, G = Q ? L->n_kv_heads : 0;
+    int per = G ? Q / G : 0; /* o_proj columns per head unit */
+    double *ca = malloc(sizeof(double) * (size_t)(Q + 1)), *head = calloc((size_t)G + 1, sizeof(double));
+    double *chan = malloc(sizeof(double) * (size_t)(F + 1));
+    int *idx = malloc(sizeof(int) * (size_t)(G + F + 1));
+    pb_struct *s = malloc(sizeof *s * (size_t)(G + F + 1));
+    int rc = 0;
+    if (!ca || !head || !chan || !idx || !s) rc = pb_err_set(err, WHAT ": out of memory");
+    if (rc == 0 && Q) {
+        channel_scores(&st->att, L->wo, D, ca);
+        for (int g = 0; g < G; g++)
+            for (int j = 0; j < per; j++) head[g] += ca[g * per + j];
+    }
+    if (rc == 0 && F) channel_scores(&st->mlp, L->w_down, D, chan);
+    if (rc == 0 && c->out) {
+        const double *src = c->out->kind == PB_S_HEAD ? head : chan;
+        memcpy(c->out->score[l], src, sizeof(double) * (size_t)c->out->count[l]);
+    } else if (rc == 0) {
+        int kh = pb_act_uniform_count(G, c->p), kc = pb_act_uniform_count(F, c->p), n = 0;
+        if (pb_act_lowest(head, G, kh, idx) || pb_act_lowest(chan, F, kc, idx + kh)) {
+            rc = pb_err_set(err, WHAT ": out of memory");
+        } else {
+            for (int i = 0; i < kh; i++) s[n++] = (pb_struct){l, PB_S_HEAD, idx[i]};
+            for (int i = 0; i < kc; i++) s[n++] = (pb_struct){l, PB_S_CHANNEL, idx[kh + i]};
+            rc = pb_prune_remove(c->m, c->o, s, n, NULL, c->r, err);
+            *changed = n > 0;
+        }
+    }
+    free(ca);
+    free(head);
+    free(chan);
+    free(idx);
+    free(s);
+    return rc;
+}
+
+static int options(const pb_prune_opts *o, bool need_amount, pb_err *err) {
+    if (o->criterion && strcmp(o->criterion, "wanda") != 0)
+        return pb_err_set(err, WHAT ": unknown criterion '%s' (wanda)", o->criterion);
+    if (o->structure || o->metric || o->no_bias_compensation)
+        return pb_err_set(err, WHAT ": --structure, --metric and --no-bias-compensation are FLAP's options");
+    return pb_act_check_amount(o, WHAT, need_amount, err);
+}
+
+static int check(const pb_model *m, const pb_prune_opts *o, pb_err *err) {
+    (void)m;
+    PB_TRY(options(o, false, err));
+    if (!o->calib || o->calib->n < 1)
+        return pb_err_set(err, WHAT ": needs calibration data (--calib NAME|FILE): its scores weigh the weights by "
+                               "activations");
+    return 0;
+}
+
+static int run(pb_model *m, const pb_prune_opts *o, pb_prune_result *r, pb_err *err) {
+    PB_TRY(options(o, true, err));
+    wanda_ctx c = {.m = m, .cm = m, .o = o, .r = r};
+    PB_TRY(pb_act_uniform_p(m, o, false, WHAT, &c.p, err));
+    return pb_act_walk(m, o->calib, false, true, layer_cb, &c, WHAT, err);
+}
+
+static int score(const pb_model *m, const pb_prune_opts *o, pb_scores *out, pb_err *err) {
+    if (o->granularity != PB_S_HEAD && o->granularity != PB_S_CHANNEL)
+        return pb_err_set(err, WHAT ": scores head units and FFN channels (--granularity head or channel), not %s",
+                          (unsigned)o->granularity < 5 ? pb_struct_kind_names[o->granularity] : "?");
+    PB_TRY(pb_scores_alloc(out, m, o->granularity, err));
+    wanda_ctx c = {.cm = m, .o = o, .out = out};
+    if (pb_act_walk(m, o->calib, false, false, layer_cb, &c, WHAT, err) != 0) {
+        pb_scores_free(out);
+        return -1;
+    }
+    return 0;
+}
+
+static int plan(pb_model *shape, const pb_prune_opts *o, pb_err *err) {
+    PB_TRY(options(o, true, err));
+    double p;
+    PB_TRY(pb_act_uniform_p(shape, o, false, WHAT, &p, err));
+    return pb_act_uniform_plan(shape, p, err);
+}
+
+const pb_pruner pb_pruner_wanda_sp = {WHAT, check, run, score, plan};
