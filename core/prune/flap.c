@@ -1,5 +1,5 @@
 /* flap.c — FLAP (CASIA-IVA-Lab/FLAP lib/prune.py::prune_flap, lib/layerwrapper.py::BiasGPT;
- * /work/shared/reference/width-pruning.md section 2).
+ * ../shared/reference/width-pruning.md section 2).
  *
  * Statistics come from the DENSE model (each layer's dense output feeds the next; pruning
  * happens at the end), per input channel j of o_proj and down_proj: the baseline x̄_j, the

@@ -3,8 +3,8 @@
  * interface (one file per method: depth.c, llm_pruner.c, wanda_sp.c, flap.c, width_simple.c).
  *
  * Structures are named {layer, kind, index} in the numbering of the model they are applied
- * to (results report the original model's numbering): a block, a layer's attention or MLP module, a head unit, or an FFN
- * channel. A head unit is a KV group: KV head g with its n_heads/n_kv_heads query heads
+ * to (results report the original model's numbering): a block, a layer's attention or MLP
+ * module, a head unit, or an FFN channel. A head unit is a KV group: KV head g with its n_heads/n_kv_heads query heads
  * (q/k/v rows and o columns); with MHA that is one head. An FFN channel is a gate/up row and
  * its down column. Slicing is physical: shapes shrink, so pruned models are measured at their
  * real size and speed; a layer may end with no heads (no attention) or no channels (no MLP). */

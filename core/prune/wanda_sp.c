@@ -1,5 +1,5 @@
 /* wanda_sp.c — Wanda-sp, the structured Wanda of FLAP's repository (lib/prune.py::prune_wanda_sp;
- * /work/shared/reference/width-pruning.md section 3).
+ * ../shared/reference/width-pruning.md section 3).
  *
  * Per layer, from the o_proj and down_proj inputs X over the calibration windows:
  *   s_j = (1/N) sum_n ||X[n,:,j]||^2, M_ij = |W_ij| sqrt(s_j) for W = o_proj / down_proj,
