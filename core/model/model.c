@@ -73,6 +73,47 @@ void pb_model_free(pb_model *m) {
     free(m);
 }
 
+static int clone_tensor(pb_model *c, float **dst, const float *src, size_t n, pb_err *err) {
+    if (!src) {
+        *dst = NULL;
+        return 0;
+    }
+    *dst = pb_arena_alloc_n(&c->arena, n, sizeof(float));
+    if (!*dst) return pb_err_set(err, "clone: out of memory");
+    memcpy(*dst, src, n * sizeof(float));
+    return 0;
+}
+
+int pb_model_clone(const pb_model *m, pb_model **out, pb_err *err) {
+    pb_model *c;
+    PB_TRY(pb_model_create(&c, &m->cfg, false, err));
+    size_t d = (size_t)m->cfg.dim, ve = (size_t)m->cfg.vocab_size * d;
+    bool tied = m->lm_head == m->tok_emb;
+    int rc = clone_tensor(c, &c->tok_emb, m->tok_emb, ve, err);
+    if (rc == 0) rc = clone_tensor(c, &c->final_norm, m->final_norm, d, err);
+    if (rc == 0) rc = tied ? (c->lm_head = c->tok_emb, 0) : clone_tensor(c, &c->lm_head, m->lm_head, ve, err);
+    for (int l = 0; rc == 0 && l < m->cfg.n_layers; l++) {
+        const pb_layer *L = &m->layers[l];
+        pb_layer *K = &c->layers[l];
+        *K = *L;
+        size_t q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim, f = (size_t)L->ffn_dim;
+        struct { float **dst; const float *src; size_t n; } t[] = {
+            {&K->attn_norm, L->attn_norm, d}, {&K->wq, L->wq, q * d}, {&K->wk, L->wk, kv * d}, {&K->wv, L->wv, kv * d},
+            {&K->wo, L->wo, d * q}, {&K->bq, L->bq, q}, {&K->bk, L->bk, kv}, {&K->bv, L->bv, kv}, {&K->bo, L->bo, d},
+            {&K->mlp_norm, L->mlp_norm, d}, {&K->w_gate, L->w_gate, f * d}, {&K->w_up, L->w_up, f * d},
+            {&K->w_down, L->w_down, d * f}, {&K->b_gate, L->b_gate, f}, {&K->b_up, L->b_up, f}, {&K->b_down, L->b_down, d}};
+        for (size_t i = 0; rc == 0 && i < sizeof t / sizeof t[0]; i++) rc = clone_tensor(c, t[i].dst, t[i].src, t[i].n, err);
+    }
+    if (rc == 0 && m->path && !(c->path = strdup(m->path))) rc = pb_err_set(err, "clone: out of memory");
+    if (rc != 0) {
+        pb_model_free(c);
+        return -1;
+    }
+    memcpy(c->format, m->format, sizeof c->format);
+    *out = c;
+    return 0;
+}
+
 int pb_model_validate(const pb_model *m, pb_err *err) {
     const pb_config *c = &m->cfg;
     if (c->dim <= 0 || c->vocab_size <= 0 || c->n_layers < 0)

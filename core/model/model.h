@@ -87,6 +87,9 @@ int  pb_model_create(pb_model **out, const pb_config *cfg, bool alloc_weights, p
 /* Allocates the weights of one layer at its current shape (used by create and by slicing). */
 int  pb_model_alloc_layer(pb_model *m, int layer, pb_err *err);
 void pb_model_free(pb_model *m);
+/* A deep copy with every tensor in the copy's own arena (no maps, no adapters): pruning,
+ * which works in place, can start again from one loaded model. */
+int  pb_model_clone(const pb_model *m, pb_model **out, pb_err *err);
 /* Checks shapes and invariants (n_heads % n_kv_heads, non-NULL tensors, ...). */
 int  pb_model_validate(const pb_model *m, pb_err *err);
 

@@ -1,0 +1,183 @@
+"""test_run.py — `prunebench run` end to end on stories260K.
+
+1. A small sweep (dense; depth by magnitude and Taylor, FLAP and LLM-Pruner at 20% and 40%)
+   runs; its index.h5 opens with h5py into a pandas DataFrame with one row per run, and
+   every run file has the documented groups.
+2. Killed with SIGKILL at 6 moments and rerun each time: finished runs are kept (their files
+   are not rewritten), no run is duplicated, no partial file is ever visible under a final
+   name, and the final index equals an uninterrupted run's (every column but the times).
+3. Two shards run in parallel, merged with `prunebench index`, give the same index.
+4. `--dry-run` lists every run; `--only` runs one; a malformed file is a located error.
+
+usage: test_run.py        Exit 77 (skip) without ../shared, h5py or pandas."""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+try:
+    import h5py
+    import numpy as np
+    import pandas as pd
+except ImportError as e:  # pragma: no cover
+    print(f"SKIP: {e}", file=sys.stderr)
+    sys.exit(77)
+
+SHARED = os.environ.get("PB_SHARED", "")
+BIN = os.environ.get("PB_BIN", "prunebench")
+TMP = os.path.join(os.environ.get("PB_TMP", "/tmp"), "exp_run")
+failures = 0
+
+EXP = """\
+name: smoke
+models:
+  - name: stories260K
+    path: {shared}/models/stories260K/stories260K.gguf
+    tokenizer: {shared}/models/stories260K/tok512.bin
+calibration: {{dataset: tinystories, split: train, samples: 4, seq_len: 64, sampling: contiguous}}
+methods:
+  - {{name: depth-mag, method: depth, criterion: magnitude}}
+  - {{name: depth-taylor, method: depth, criterion: taylor}}
+  - {{name: flap, method: flap}}
+  - {{name: llm-pruner, method: llm-pruner}}
+sweep:
+  ratio: [0.2, 0.4]
+evaluation:
+  ppl: {{datasets: [tinystories], seq_len: 64, max_windows: 20}}
+  zeroshot: {{tasks: [piqa], limit: 8}}
+"""
+
+
+def check(ok, msg):
+    global failures
+    if not ok:
+        failures += 1
+        print("FAIL: " + msg, file=sys.stderr)
+    return ok
+
+
+def run(*args, **kw):
+    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, **kw)
+
+
+def index_frame(d):
+    with h5py.File(os.path.join(d, "index.h5"), "r") as f:
+        df = pd.DataFrame(f["summary"][:])
+    for c in df.columns:
+        if df[c].dtype == object:
+            df[c] = df[c].map(lambda x: x.decode() if isinstance(x, bytes) else x)
+    return df.sort_values("run_id").reset_index(drop=True)
+
+
+def final_files(d):
+    return sorted(f for f in os.listdir(d) if f.endswith(".h5") and f != "index.h5")
+
+
+def main():
+    if not os.path.exists(os.path.join(SHARED, "models", "stories260K", "stories260K.gguf")):
+        print("SKIP: ../shared/models/stories260K absent", file=sys.stderr)
+        return 77
+    shutil.rmtree(TMP, ignore_errors=True)
+    os.makedirs(TMP)
+    exp = os.path.join(TMP, "smoke.yaml")
+    with open(exp, "w") as f:
+        f.write(EXP.format(shared=os.path.abspath(SHARED)))
+    data = ["--data-dir", os.path.join(SHARED, "data"), "--threads", "2"]
+
+    # the plan
+    r = run("run", exp, "--dry-run", "--out", os.path.join(TMP, "full"), *data)
+    if not check(r.returncode == 0, f"dry run: {r.stderr.strip()}"):
+        return 1
+    lines = [l for l in r.stdout.splitlines() if re.match(r"^\d+\s+[0-9a-f]{12}\s", l)]
+    n_runs = len(lines)
+    print(f"  dry run: {n_runs} runs")
+    check(n_runs >= 5, f"expected at least 5 runs, got {n_runs}:\n{r.stdout}")
+
+    # 1. uninterrupted
+    t0 = time.time()
+    r = run("run", exp, "--out", os.path.join(TMP, "full"), *data)
+    if not check(r.returncode == 0, f"run: {r.stderr.strip()[-500:]}"):
+        return 1
+    took = time.time() - t0
+    full = os.path.join(TMP, "full", "smoke")
+    df = index_frame(full)
+    print(f"  uninterrupted: {len(df)} runs in {took:.1f} s; index columns {len(df.columns)}")
+    check(len(df) == n_runs and (df["status"] == "done").all(), f"index: {df[['run_id', 'status']]}")
+    check(df["method"].tolist().count("dense") == 1, "one dense run")
+    dense = df[df["method"] == "dense"].iloc[0]
+    check(np.isfinite(dense["ppl_tinystories"]) and dense["params_after"] == dense["params_before"],
+          f"dense row: {dense.to_dict()}")
+    check((df[df["method"] != "dense"]["params_after"] < dense["params_before"]).all(), "pruned runs smaller")
+    with h5py.File(os.path.join(full, final_files(full)[0]), "r") as f:
+        for g in ("params", "structure", "ppl", "zeroshot"):
+            check(g in f, f"run file lacks /{g}")
+        check(f.attrs["status"] in ("done", b"done"), "status attribute")
+
+    # 2. kills
+    killed = os.path.join(TMP, "killed")
+    kd = os.path.join(killed, "smoke")
+    # each attempt skips what earlier ones finished and is killed a little later into its own
+    # work: fractions of the uninterrupted time land inside runs, model loads and index writes
+    delays = [f * took for f in (0.06, 0.08, 0.1, 0.12, 0.14, 0.16)]
+    kept = {}
+    for k, delay in enumerate(delays):
+        p = subprocess.Popen([BIN, "run", exp, "--out", killed, *data], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        if os.path.isdir(kd):
+            for fn in final_files(kd):
+                path = os.path.join(kd, fn)
+                try:
+                    with h5py.File(path, "r") as f:
+                        st = f.attrs["status"]
+                    check(st in ("done", "failed", b"done", b"failed"), f"kill {k}: {fn} has status {st}")
+                except OSError as e:
+                    check(False, f"kill {k}: {fn} is not a complete HDF5 file ({e})")
+                m = os.stat(path).st_mtime_ns
+                check(kept.get(fn, m) == m, f"kill {k}: finished run {fn} was rewritten")
+                kept[fn] = m
+    print(f"  {len(delays)} kills at {', '.join(f'{d:.2f}' for d in delays)} s: {len(kept)} of {n_runs} runs had "
+          f"finished before the last kill")
+    check(len(kept) < n_runs, "every run had finished before the last kill: the kills tested nothing")
+    r = run("run", exp, "--out", killed, *data)
+    check(r.returncode == 0, f"rerun after kills: {r.stderr.strip()[-300:]}")
+    dk = index_frame(kd)
+    cols = [c for c in df.columns if c not in ("seconds",)]
+    check(final_files(kd) == final_files(full), f"run files differ: {final_files(kd)} vs {final_files(full)}")
+    check(not [f for f in os.listdir(kd) if "pbtmp" in f], "temporary files left")
+    check(df[cols].equals(dk[cols]), f"index after kills differs:\n{df[cols]}\n{dk[cols]}")
+
+    # 3. shards in parallel, then index
+    sh = os.path.join(TMP, "shards")
+    ps = [subprocess.Popen([BIN, "run", exp, "--out", sh, "--shard", f"{k}/2", *data], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True) for k in (1, 2)]
+    for p in ps:
+        _, err = p.communicate()
+        check(p.returncode == 0, f"shard: {err.strip()[-300:]}")
+    r = run("index", os.path.join(sh, "smoke"))
+    check(r.returncode == 0, f"index: {r.stderr.strip()}")
+    ds = index_frame(os.path.join(sh, "smoke"))
+    check(df[cols].equals(ds[cols]), f"sharded index differs:\n{df[cols]}\n{ds[cols]}")
+    print(f"  2 shards merged: {len(ds)} rows, equal to the unsharded index")
+
+    # 4. --only, and a malformed file
+    one = os.path.join(TMP, "one")
+    r = run("run", exp, "--out", one, "--only", df["run_id"][0], *data)
+    check(r.returncode == 0 and len(final_files(os.path.join(one, "smoke"))) == 1, f"--only: {r.stderr.strip()}")
+    bad = os.path.join(TMP, "bad.yaml")
+    with open(bad, "w") as f:
+        f.write(EXP.format(shared=SHARED).replace("ratio: [0.2, 0.4]", "ratios: [0.2, 0.4]"))
+    r = run("run", bad, "--dry-run")
+    err = r.stderr.strip()
+    check(r.returncode == 1 and len(err.splitlines()) == 1 and "bad.yaml:" in err and "ratio" in err,
+          f"malformed file: exit {r.returncode}: {err}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
