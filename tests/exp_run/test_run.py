@@ -119,16 +119,25 @@ def main():
     # 2. kills
     killed = os.path.join(TMP, "killed")
     kd = os.path.join(killed, "smoke")
-    # each attempt skips what earlier ones finished and is killed a little later into its own
-    # work: fractions of the uninterrupted time land inside runs, model loads and index writes
-    delays = [f * took for f in (0.06, 0.08, 0.1, 0.12, 0.14, 0.16)]
+    # Kill moments tied to progress, not to wall time (which varies with the machine's load):
+    # attempt 0 is killed while it loads; every later attempt right after it reports a finished
+    # run, plus a growing delay, so that the kill lands inside the next run's pruning,
+    # evaluation or file writing, or inside the index rebuild at the end.
+    delays = [0.0, 0.0, 0.02, 0.05, 0.1, 0.2]
     kept = {}
     for k, delay in enumerate(delays):
         p = subprocess.Popen([BIN, "run", exp, "--out", killed, *data], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-        time.sleep(delay)
+                             stderr=subprocess.PIPE, text=True)
+        if k == 0:
+            time.sleep(0.05)
+        else:
+            for line in p.stderr:
+                if line.startswith("[1/"):
+                    break
+            time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
+        p.stderr.close()
         if os.path.isdir(kd):
             for fn in final_files(kd):
                 path = os.path.join(kd, fn)
@@ -141,8 +150,7 @@ def main():
                 m = os.stat(path).st_mtime_ns
                 check(kept.get(fn, m) == m, f"kill {k}: finished run {fn} was rewritten")
                 kept[fn] = m
-    print(f"  {len(delays)} kills at {', '.join(f'{d:.2f}' for d in delays)} s: {len(kept)} of {n_runs} runs had "
-          f"finished before the last kill")
+    print(f"  {len(delays)} kills: {len(kept)} of {n_runs} runs had finished before the last kill")
     check(len(kept) < n_runs, "every run had finished before the last kill: the kills tested nothing")
     r = run("run", exp, "--out", killed, *data)
     check(r.returncode == 0, f"rerun after kills: {r.stderr.strip()[-300:]}")
