@@ -13,6 +13,8 @@
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,17 +261,23 @@ static int run_one(const pb_exp *e, const pb_exp_run *run, const char *dir, cons
     return rc;
 }
 
-/* Removes the temporary files that killed runs left (names containing ".pbtmp"). */
+/* Removes the temporary files that killed runs left (".pbtmp<pid>..."): only those whose
+ * writer is gone, since shards running beside us write theirs in the same folder. */
 static void remove_stale(const char *dir) {
     DIR *d = opendir(dir);
     if (!d) return;
     struct dirent *x;
-    while ((x = readdir(d)))
-        if (strstr(x->d_name, ".pbtmp")) {
+    while ((x = readdir(d))) {
+        const char *t = strstr(x->d_name, ".pbtmp");
+        if (!t) continue;
+        long pid = strtol(t + 6, NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;   /* alive (or not ours to judge) */
+        {
             char *p = pb_path_join(dir, x->d_name);
             if (p) unlink(p);
             free(p);
         }
+    }
     closedir(d);
 }
 
