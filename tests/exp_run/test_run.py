@@ -43,11 +43,19 @@ methods:
   - {{name: depth-taylor, method: depth, criterion: taylor}}
   - {{name: flap, method: flap}}
   - {{name: llm-pruner, method: llm-pruner}}
+  - {{name: depth-guarded, method: depth, criterion: magnitude, protect_first: 2, protect_last: 2}}
 sweep:
   ratio: [0.2, 0.4]
 evaluation:
   ppl: {{datasets: [tinystories], seq_len: 64, max_windows: 20}}
   zeroshot: {{tasks: [piqa], limit: 8}}
+"""
+
+
+REC = """\
+recovery:
+  lora: {{data: {shared}/data/tinystories/tinystories.txt, format: text, rank: 4, alpha: 8.0, lr: 0.001,
+         max_steps: 3, batch: 4, micro_batch: 2, cutoff: 64, val_size: 0}}
 """
 
 
@@ -105,7 +113,14 @@ def main():
     full = os.path.join(TMP, "full", "smoke")
     df = index_frame(full)
     print(f"  uninterrupted: {len(df)} runs in {took:.1f} s; index columns {len(df.columns)}")
-    check(len(df) == n_runs and (df["status"] == "done").all(), f"index: {df[['run_id', 'status']]}")
+    # depth-guarded at 40% needs 2 of the 1 unprotected blocks: that run fails, is recorded as
+    # failed with its error, and the sweep goes on
+    bad = (df["method"] == "depth-guarded") & (df["ratio"] == 0.4)
+    check(len(df) == n_runs and (df[~bad]["status"] == "done").all() and (df[bad]["status"] == "failed").all()
+          and bad.sum() == 1, f"index: {df[['run_id', 'method', 'ratio', 'status']]}")
+    if bad.sum() == 1:
+        with h5py.File(os.path.join(full, df[bad]["run_id"].iloc[0] + ".h5"), "r") as f:
+            check("protect" in str(f.attrs["error"]), f"failed run's error: {f.attrs['error']}")
     check(df["method"].tolist().count("dense") == 1, "one dense run")
     dense = df[df["method"] == "dense"].iloc[0]
     check(np.isfinite(dense["ppl_tinystories"]) and dense["params_after"] == dense["params_before"],
@@ -173,7 +188,24 @@ def main():
     check(df[cols].equals(ds[cols]), f"sharded index differs:\n{df[cols]}\n{ds[cols]}")
     print(f"  2 shards merged: {len(ds)} rows, equal to the unsharded index")
 
-    # 4. --only, and a malformed file
+    # 4. LoRA recovery inside a run: the curve lands in /training
+    rec = os.path.join(TMP, "rec.yaml")
+    with open(rec, "w") as f:
+        f.write(EXP.format(shared=os.path.abspath(SHARED)).replace("name: smoke", "name: rec").replace(
+            "ratio: [0.2, 0.4]", "ratio: [0.2]\n  method: [depth-mag]") + REC.format(shared=os.path.abspath(SHARED)))
+    r = run("run", rec, "--out", os.path.join(TMP, "rec"), *data)
+    if check(r.returncode == 0, f"run with recovery: {r.stderr.strip()[-300:]}"):
+        dr = index_frame(os.path.join(TMP, "rec", "rec"))
+        pr = dr[dr["method"] == "depth-mag"]
+        check(len(pr) == 1 and (pr["status"] == "done").all(), f"recovery run: {dr[['method', 'status']]}")
+        if len(pr) == 1:
+            with h5py.File(os.path.join(TMP, "rec", "rec", pr["run_id"].iloc[0] + ".h5"), "r") as f:
+                steps = f["training/step"][:] if "training" in f else []
+                check(list(steps) == [1, 2, 3] and np.isfinite(f["training/loss"][:]).all(),
+                      f"training curve: {list(steps)}")
+        print(f"  recovery: {len(pr)} run with a 3-step LoRA curve")
+
+    # 5. --only, and a malformed file
     one = os.path.join(TMP, "one")
     r = run("run", exp, "--out", one, "--only", df["run_id"][0], *data)
     check(r.returncode == 0 and len(final_files(os.path.join(one, "smoke"))) == 1, f"--only: {r.stderr.strip()}")
