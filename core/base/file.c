@@ -1,7 +1,9 @@
 /* file.c — memory maps, whole-file reads and path helpers, each failure naming the file. */
 #include "pb_base.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,6 +138,22 @@ int pb_file_write_atomic(const char *path, const void *data, size_t n, pb_err *e
     }
     free(tmp);
     return 0;
+}
+
+void pb_remove_stale_tmp(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *x;
+    while ((x = readdir(d))) {
+        const char *t = strstr(x->d_name, ".pbtmp");
+        if (!t) continue;
+        long pid = strtol(t + 6, NULL, 10);
+        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;   /* alive, or not ours to judge */
+        char *p = pb_path_join(dir, x->d_name);
+        if (p) unlink(p);
+        free(p);
+    }
+    closedir(d);
 }
 
 double pb_time_now(void) {

@@ -87,6 +87,9 @@ int pb_mkdir_p(const char *dir, bool *created, pb_err *err);
 /* Writes n bytes to path through a temporary file in the same folder, synced and renamed
  * into place: readers see the old file or the whole new one. */
 int pb_file_write_atomic(const char *path, const void *data, size_t n, pb_err *err);
+/* Removes from dir the temporary files ("NAME.pbtmp<pid>...") whose writing process is gone:
+ * what a killed run leaves; files of a live writer (a shard beside us) stay. */
+void pb_remove_stale_tmp(const char *dir);
 
 /* ---- logging ---------------------------------------------------------------------- */
 

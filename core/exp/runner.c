@@ -12,9 +12,6 @@
 #include "zeroshot.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
-#include <errno.h>
-#include <signal.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -261,26 +258,6 @@ static int run_one(const pb_exp *e, const pb_exp_run *run, const char *dir, cons
     return rc;
 }
 
-/* Removes the temporary files that killed runs left (".pbtmp<pid>..."): only those whose
- * writer is gone, since shards running beside us write theirs in the same folder. */
-static void remove_stale(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *x;
-    while ((x = readdir(d))) {
-        const char *t = strstr(x->d_name, ".pbtmp");
-        if (!t) continue;
-        long pid = strtol(t + 6, NULL, 10);
-        if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) continue;   /* alive (or not ours to judge) */
-        {
-            char *p = pb_path_join(dir, x->d_name);
-            if (p) unlink(p);
-            free(p);
-        }
-    }
-    closedir(d);
-}
-
 /* The criterion a method uses when none is named (for tables: what was actually computed). */
 static const char *criterion_of(const pb_prune_opts *p) {
     if (p->criterion) return p->criterion;
@@ -316,7 +293,7 @@ int pb_exp_execute(const pb_exp *e, const pb_run_opts *o, pb_run_summary *s, pb_
         free(dir);
         return -1;
     }
-    remove_stale(dir);
+    pb_remove_stale_tmp(dir);
     /* the papers' numbers for `compare`, beside the index (and gone when the file has none) */
     char *pub = pb_path_join(dir, "published.yaml");
     if (!pub) {

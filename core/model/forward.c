@@ -89,16 +89,8 @@ static int check_inputs(const pb_model *m, const int32_t *tokens, int B, int T, 
 }
 
 int pb_fwd_scratch(const pb_model *m, pb_fwd_state *s, int B, int T, int p0, pb_err *err) {
-    size_t N = (size_t)B * T, mq = 0, mkv = 0, mf = 0, d = (size_t)m->cfg.dim;
-    for (int l = 0; l < m->cfg.n_layers; l++) {
-        const pb_layer *L = &m->layers[l];
-        if (L->has_attn) {
-            size_t q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim;
-            mq = q > mq ? q : mq;
-            mkv = kv > mkv ? kv : mkv;
-        }
-        if (L->has_mlp && (size_t)L->ffn_dim > mf) mf = (size_t)L->ffn_dim;
-    }
+    size_t N = (size_t)B * T, mq, mkv, mf, d = (size_t)m->cfg.dim;
+    pb_fwd_max_dims(m, &mq, &mkv, &mf);
     const size_t f = sizeof(float);
     PB_TRY(pb_fwd_grow(s, BUF_X, N, d, f, err));
     PB_TRY(pb_fwd_grow(s, BUF_XN, N, d, f, err));

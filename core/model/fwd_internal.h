@@ -33,6 +33,19 @@ typedef struct {
     float *h;             /* (N, f) silu(g) * u, down_proj's input (may alias g) */
 } pb_layer_acts;
 
+/* The widest layer's q (n_heads*head_dim), k/v (n_kv_heads*head_dim) and FFN widths: what
+ * every per-layer scratch buffer must hold, forward and backward alike. */
+static inline void pb_fwd_max_dims(const pb_model *m, size_t *mq, size_t *mkv, size_t *mf) {
+    *mq = *mkv = *mf = 0;
+    for (int l = 0; l < m->cfg.n_layers; l++) {
+        const pb_layer *L = &m->layers[l];
+        size_t q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim;
+        if (L->has_attn && q > *mq) *mq = q;
+        if (L->has_attn && kv > *mkv) *mkv = kv;
+        if (L->has_mlp && (size_t)L->ffn_dim > *mf) *mf = (size_t)L->ffn_dim;
+    }
+}
+
 /* Makes buf[i] hold at least a*b elements of elt bytes (contents not kept). */
 int pb_fwd_grow(pb_fwd_state *s, int i, size_t a, size_t b, size_t elt, pb_err *err);
 /* Every scratch buffer for N rows of sequences of T, positions p0.. in buf[BUF_POS]. */

@@ -262,13 +262,9 @@ static int attn_bwd(const pb_model *m, pb_grad_state *s, int l, int B, int T, co
 /* Scratch for micro-batches of at most maxN rows and maxT positions. */
 static int alloc_layer_scratch(const pb_model *m, pb_grad_state *s, size_t maxN, size_t maxT, unsigned want,
                                pb_err *err) {
-    size_t d = (size_t)m->cfg.dim, mq = 0, mkv = 0, mf = 0, mg = 0;
+    size_t d = (size_t)m->cfg.dim, mq, mkv, mf, mg = 0;
+    pb_fwd_max_dims(m, &mq, &mkv, &mf);
     for (int l = 0; l < m->cfg.n_layers; l++) {
-        const pb_layer *L = &m->layers[l];
-        size_t q = (size_t)L->n_heads * L->head_dim, kv = (size_t)L->n_kv_heads * L->head_dim;
-        if (L->has_attn && q > mq) mq = q;
-        if (L->has_attn && kv > mkv) mkv = kv;
-        if (L->has_mlp && (size_t)L->ffn_dim > mf) mf = (size_t)L->ffn_dim;
         layer_grads lg;
         size_t n = layer_grad_layout(m, l, want, NULL, &lg);
         if (n > mg) mg = n;

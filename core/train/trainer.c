@@ -5,7 +5,6 @@
 #include "ops.h"
 #include "train_internal.h"
 
-#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,27 +228,13 @@ int pb_train_check(const pb_train_opts *o, pb_err *err) {
     return 0;
 }
 
-/* Removes the temporary files a killed run left in dir (names containing ".pbtmp"). */
-static void remove_stale_tmp(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (strstr(e->d_name, ".pbtmp")) {
-            char *p = pb_path_join(dir, e->d_name);
-            if (p) unlink(p);
-            free(p);
-        }
-    closedir(d);
-}
-
 /* Creates the output folder and proves it writable before any work is done. */
 static int prepare_out(const pb_train_opts *o, pb_err *err) {
     bool created;
     PB_TRY(pb_mkdir_p(o->out_dir, &created, err));
     char *best = pb_path_join(o->out_dir, "best");
-    remove_stale_tmp(o->out_dir);
-    if (best) remove_stale_tmp(best);
+    pb_remove_stale_tmp(o->out_dir);
+    if (best) pb_remove_stale_tmp(best);
     free(best);
     char *probe = pb_path_join(o->out_dir, ".pbprobe"), *ck = pb_path_join(o->out_dir, "checkpoint.json");
     int rc = -1;
