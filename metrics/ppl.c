@@ -1,8 +1,9 @@
 /* ppl.c — windowed perplexity (see ppl.h for the protocols).
  *
  * Windows of equal length run B at a time through one forward pass; each window's scored
- * rows go through pb_logits_nll (log-softmax in double). Sums run in window order, so the
- * result does not depend on the batch size or the thread count. */
+ * rows go through pb_model_score (pb_logits_nll's log-softmax in double, computed where the
+ * logits are, so a device returns only the NLLs). Sums run in window order, so the result
+ * does not depend on the batch size or the thread count. */
 #include "ppl.h"
 
 #include <math.h>
@@ -104,12 +105,11 @@ int pb_ppl_ids(const pb_model *m, const int32_t *ids, size_t n, int bos, const p
     if (B > p.count) B = (int)p.count;
     size_t n_logits;
     if (!pb_mul_ok(row_bytes / sizeof(float), (size_t)B, &n_logits)) return pb_err_set(err, "--batch %d is too large", B);
-    float *logits = pb_calloc(n_logits, sizeof(float));
-    int32_t *tok = pb_calloc((size_t)B * (size_t)Tmax, sizeof *tok);
-    double *nll = pb_calloc((size_t)Tmax, sizeof *nll);
+    int32_t *tok = pb_calloc((size_t)B * (size_t)Tmax, sizeof *tok), *tgt = pb_calloc((size_t)B * (size_t)Tmax, sizeof *tgt);
+    double *nll = pb_calloc((size_t)B * (size_t)Tmax, sizeof *nll);
     pb_fwd_state *st = pb_fwd_state_new();
-    if (!logits || !tok || !nll || !st) {
-        free(logits); free(tok); free(nll); pb_fwd_state_free(st);
+    if (!tok || !tgt || !nll || !st) {
+        free(tok); free(tgt); free(nll); pb_fwd_state_free(st);
         return pb_err_set(err, "out of memory for %d windows of %d tokens (vocabulary %d); try --batch 1", B, Tmax, V);
     }
 
@@ -128,28 +128,37 @@ int pb_ppl_ids(const pb_model *m, const int32_t *ids, size_t n, int bos, const p
             memcpy(dst, ids + w.start, (size_t)w.len * sizeof *ids);
             nb++;
         }
-        if (pb_model_forward(m, st, tok, nb, w0.T, NULL, logits, false, err)) {
-            pb_err_prefix(err, "windows %lld..%lld: ", (long long)k, (long long)(k + nb - 1));
+        /* row r of a window predicts its input position r + 1; rows before r0 are context */
+        for (int b = 0; b < nb; b++) {
+            window w = window_at(&p, k + b);
+            for (int r = 0; r < w.T; r++)
+                tgt[(size_t)b * w.T + r] = r >= w.r0 && r < w.T - 1 ? tok[(size_t)b * w.T + r + 1] : -1;
+        }
+        if (pb_model_score(m, st, tok, nb, w0.T, NULL, tgt, nll, NULL, err)) {
+            /* a non-finite row is reported by window; any other failure as it is */
+            for (int b = 0; b < nb && rc == 0; b++) {
+                window w = window_at(&p, k + b);
+                for (int r = w.r0; r < w.T - 1; r++)
+                    if (!isfinite(nll[(size_t)b * w.T + r])) {
+                        pb_err_set(err, "window %lld of %lld (stream tokens %lld..%lld): the logits at window position "
+                                        "%d are not finite (NaN or Inf)", (long long)(k + b), (long long)p.count,
+                                   (long long)w.start, (long long)(w.start + w.len - 1), r);
+                        rc = -1;
+                        break;
+                    }
+            }
+            if (rc == 0) pb_err_prefix(err, "windows %lld..%lld: ", (long long)k, (long long)(k + nb - 1));
             rc = -1;
             break;
         }
-        for (int b = 0; b < nb && !rc; b++) {
+        for (int b = 0; b < nb; b++) {
             window w = window_at(&p, k + b);
             int cntw = w.T - 1 - w.r0;
-            const float *lg = logits + ((size_t)b * (size_t)w.T + (size_t)w.r0) * (size_t)V;
-            const int32_t *tg = tok + (size_t)b * (size_t)w.T + (size_t)w.r0 + 1;
+            const double *x = nll + (size_t)b * w.T + w.r0;
             double s = 0;
-            if (pb_logits_nll(lg, tg, cntw, V, nll, &s, err)) {
-                int row = 0; /* pb_logits_nll stored every row's value: find the first bad one */
-                while (row < cntw - 1 && isfinite(nll[row])) row++;
-                pb_err_set(err, "window %lld of %lld (stream tokens %lld..%lld): the logits at window position %d "
-                                "are not finite (NaN or Inf)", (long long)(k + b), (long long)p.count,
-                           (long long)w.start, (long long)(w.start + w.len - 1), w.r0 + row);
-                rc = -1;
-                break;
-            }
+            for (int i = 0; i < cntw; i++) s += x[i];   /* in row order, as pb_logits_nll sums */
             sum += s;
-            merge_moments(&cnt, &mean, &m2, nll, cntw);
+            merge_moments(&cnt, &mean, &m2, x, cntw);
         }
         k += nb;
         if (o->label) pb_progress_update(&prog, k);
@@ -158,8 +167,8 @@ int pb_ppl_ids(const pb_model *m, const int32_t *ids, size_t n, int bos, const p
         if (!rc) pb_progress_end(&prog);
         else if (prog.printed && prog.tty) fputc('\n', stderr);
     }
-    free(logits);
     free(tok);
+    free(tgt);
     free(nll);
     pb_fwd_state_free(st);
     if (rc) return -1;

@@ -1,6 +1,7 @@
 /* speed.c — greedy generation with the KV cache, timed, and the peak memory it needs
  * (see speed.h for the protocol). */
 #include "speed.h"
+#include "ops.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,8 +17,19 @@
 const char *pb_speed_device_name(pb_speed_device dev) {
     switch (dev) {
     case PB_SPEED_CPU: return "cpu";
+    case PB_SPEED_CUDA: return "cuda";
     }
     return "unknown";
+}
+
+pb_speed_device pb_speed_device_of(const pb_model *m) {
+    return pb_model_on_host(m) ? PB_SPEED_CPU : PB_SPEED_CUDA;
+}
+
+/* The CUDA backend's memory counters (shared by its tables; NULL when absent). */
+static const pb_ops *cuda_ops(void) {
+    pb_err e = {0};
+    return pb_ops_cuda(PB_DT_BF16, &e);
 }
 
 /* ---- the decode path ------------------------------------------------------------------ */
@@ -108,6 +120,12 @@ static int64_t proc_status_kb(const char *key) {
 }
 
 bool pb_speed_mem_reset(pb_speed_device dev) {
+    if (dev == PB_SPEED_CUDA) {
+        const pb_ops *c = cuda_ops();
+        if (!c || !c->mem_reset_peak) return false;
+        c->mem_reset_peak();
+        return true;
+    }
     if (dev != PB_SPEED_CPU) return false;
 #ifdef __GLIBC__
     /* hand freed heap back to the kernel first, or an earlier configuration's buffers
@@ -122,7 +140,13 @@ bool pb_speed_mem_reset(pb_speed_device dev) {
     return ok;
 }
 
-int64_t pb_speed_mem_peak(pb_speed_device dev) { return dev == PB_SPEED_CPU ? proc_status_kb("VmHWM") : -1; }
+int64_t pb_speed_mem_peak(pb_speed_device dev) {
+    if (dev == PB_SPEED_CUDA) {
+        const pb_ops *c = cuda_ops();
+        return c && c->mem_peak ? c->mem_peak() : -1;
+    }
+    return dev == PB_SPEED_CPU ? proc_status_kb("VmHWM") : -1;
+}
 int64_t pb_speed_mem_current(pb_speed_device dev) { return dev == PB_SPEED_CPU ? proc_status_kb("VmRSS") : -1; }
 
 /* ---- one configuration -------------------------------------------------------------------- */
@@ -133,8 +157,6 @@ int pb_speed_check(const pb_model *m, const pb_speed_opts *o, pb_err *err) {
                           o->prompt_len, o->gen_len);
     if (o->reps < 1 || o->warmup < 0)
         return pb_err_set(err, "bench: need reps >= 1 and warmup >= 0 (got %d, %d)", o->reps, o->warmup);
-    if (o->device != PB_SPEED_CPU)
-        return pb_err_set(err, "bench: device '%s' is not available in this build", pb_speed_device_name(o->device));
     if ((int64_t)o->prompt_len + o->gen_len > m->cfg.max_seq_len)
         return pb_err_set(err, "bench: prompt-len %d + gen-len %d = %lld tokens exceeds the model's context of %d",
                           o->prompt_len, o->gen_len, (long long)o->prompt_len + o->gen_len, m->cfg.max_seq_len);
@@ -177,9 +199,11 @@ int pb_speed_run(const pb_model *m, const pb_speed_opts *o, pb_speed_result *r, 
     const int B = o->batch, P = o->prompt_len, G = o->gen_len;
     memset(r, 0, sizeof *r);
     r->batch = B, r->prompt_len = P, r->gen_len = G, r->reps = o->reps, r->warmup = o->warmup;
-    r->device = o->device;
+    /* the model's backend decides; o->device is kept for callers that name it */
+    r->device = pb_speed_device_of(m);
     r->threads = omp_get_max_threads();
-    r->weights_bytes = pb_model_params(m) * (int64_t)sizeof(float);
+    /* norms and biases are fp32 on every backend, a rounding error next to the matrices */
+    r->weights_bytes = pb_model_params(m) * (int64_t)pb_dtype_size(pb_model_ops(m)->wtype);
 
     int32_t *prompt = pb_calloc((size_t)B * P, sizeof *prompt), *out = pb_calloc((size_t)B * G, sizeof *out);
     double *x = pb_calloc((size_t)o->reps * 4, sizeof *x);
@@ -199,7 +223,7 @@ int pb_speed_run(const pb_model *m, const pb_speed_opts *o, pb_speed_result *r, 
     }
 
     /* the window opens before the cache and scratch exist, so they count in the peak */
-    r->peak_rss_per_config = pb_speed_mem_reset(o->device);
+    r->peak_rss_per_config = pb_speed_mem_reset(r->device);
     if (pb_speed_gen_init(&g, m, B, P + G, err)) goto done;
     r->kv_cache_bytes = pb_speed_gen_kv_bytes(&g);
     g.progress = o->progress;
@@ -216,7 +240,7 @@ int pb_speed_run(const pb_model *m, const pb_speed_opts *o, pb_speed_result *r, 
             tps[k] = (double)B * G / t.total_s;
         }
     }
-    r->peak_rss_bytes = pb_speed_mem_peak(o->device);
+    r->peak_rss_bytes = pb_speed_mem_peak(r->device);
     double unused;
     mean_std(pre, o->reps, &r->prefill_s, &r->prefill_s_std);
     mean_std(dec, o->reps, &r->decode_ms_per_token, &r->decode_ms_per_token_std);

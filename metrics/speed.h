@@ -8,16 +8,19 @@
  * configuration (weights, KV cache and scratch included), next to the model's weight bytes
  * and the KV cache bytes.
  *
- * Devices: only the CPU backend exists. A device enum and per-device memory probes are in
- * place so that a CUDA run can report its device-memory peak through the same records. */
+ * Devices: the model's backend decides. On the CPU the memory is the process's resident
+ * set; on CUDA it is the device memory allocated through the backend (weights, KV cache,
+ * scratch), whose peak the backend counts itself. */
 #ifndef PB_SPEED_H
 #define PB_SPEED_H
 
 #include "model.h"
 
-typedef enum { PB_SPEED_CPU = 0 } pb_speed_device;
+typedef enum { PB_SPEED_CPU = 0, PB_SPEED_CUDA = 1 } pb_speed_device;
 
-const char *pb_speed_device_name(pb_speed_device dev); /* "cpu" */
+const char *pb_speed_device_name(pb_speed_device dev); /* "cpu", "cuda" */
+/* Where m's forward pass runs. */
+pb_speed_device pb_speed_device_of(const pb_model *m);
 
 /* ---- the decode path ------------------------------------------------------------------ */
 

@@ -53,8 +53,9 @@ typedef struct {
     pb_fwd_state *st;
     int slots;
     int64_t logits_cap_rows; /* rows of logits one pass may produce */
-    float *logits;
-    size_t logits_rows;      /* allocated rows */
+    int32_t *tgt;            /* (score_rows) targets of a pass, -1 where not scored */
+    uint8_t *greedy;         /* (score_rows) */
+    size_t score_rows;       /* allocated rows of tgt, nll, greedy */
     int32_t *tok;
     size_t tok_cap;
     double *nll;
@@ -73,53 +74,52 @@ static int grow_tok(engine *e, size_t n, pb_err *err) {
     return 0;
 }
 
-static int grow_logits(engine *e, size_t rows, pb_err *err) {
-    if (rows <= e->logits_rows) return 0;
-    size_t n;
-    if (!pb_mul_ok(rows, (size_t)e->m->cfg.vocab_size, &n)) return pb_err_set(err, "zeroshot: logits too large");
-    free(e->logits);
-    e->logits = pb_calloc(n, sizeof(float));
-    e->logits_rows = e->logits ? rows : 0;
-    PB_CHECK_ALLOC(e->logits, err);
+static int grow_score(engine *e, size_t rows, pb_err *err) {
+    if (rows <= e->score_rows) return 0;
+    free(e->tgt);
+    free(e->nll);
+    free(e->greedy);
+    e->tgt = malloc(rows * sizeof *e->tgt);
+    e->nll = malloc(rows * sizeof *e->nll);
+    e->greedy = malloc(rows);
+    e->score_rows = e->tgt && e->nll && e->greedy ? rows : 0;
+    if (!e->score_rows) return pb_err_set(err, "zeroshot: out of memory for %zu scored rows", rows);
     return 0;
 }
 
 /* Scores rows [r0, r1) of unit u, which sit in cache slots 0.. (r1-r0-1) at position p. */
 static int run_rest(engine *e, const unit *u, int r0, int r1, int p, pb_err *err) {
-    int B = r1 - r0, T = 0, V = e->m->cfg.vocab_size;
+    int B = r1 - r0, T = 0;
     for (int r = r0; r < r1; r++) {
         int t = e->n_in[u->rows[r]] - p;
         T = t > T ? t : T;
     }
     PB_TRY(grow_tok(e, (size_t)B * T, err));
-    PB_TRY(grow_logits(e, (size_t)B * T, err));
+    PB_TRY(grow_score(e, (size_t)B * T, err));
+    for (size_t i = 0; i < (size_t)B * T; i++) e->tgt[i] = -1;
     for (int r = r0; r < r1; r++) {
         int i = u->rows[r], n = e->n_in[i] - p;
         int32_t *row = e->tok + (size_t)(r - r0) * T;
         memcpy(row, e->in[i] + p, (size_t)n * sizeof *row);
         for (int t = n; t < T; t++) row[t] = e->in[i][e->n_in[i] - 1];
+        /* the continuation's tokens are predicted by the rows just before them */
+        const pb_zs_req *q = &e->req[i];
+        int off = n - q->n_cont;
+        memcpy(e->tgt + (size_t)(r - r0) * T + off, q->cont, (size_t)q->n_cont * sizeof *q->cont);
     }
-    PB_TRY(pb_model_forward(e->m, e->st, e->tok, B, T, e->cache, e->logits, false, err));
+    PB_TRY(pb_model_score(e->m, e->st, e->tok, B, T, e->cache, e->tgt, e->nll, e->greedy, err));
     e->stats->passes++;
     e->stats->tokens += (int64_t)B * T;
     for (int r = r0; r < r1; r++) {
         pb_zs_req *q = &e->req[u->rows[r]];
-        int off = e->n_in[u->rows[r]] - q->n_cont - p;
-        const float *lg = e->logits + ((size_t)(r - r0) * T + off) * V;
-        double sum;
-        PB_TRY(pb_logits_nll(lg, q->cont, q->n_cont, V, e->nll, &sum, err));
-        q->ll = -sum;
+        size_t off = (size_t)(r - r0) * T + (size_t)(e->n_in[u->rows[r]] - q->n_cont - p);
+        double sum = 0; /* in position order, as pb_logits_nll sums */
         q->greedy = true;
-        for (int k = 0; k < q->n_cont && q->greedy; k++) {
-            /* torch's argmax (the first maximum) is the target iff nothing beats it and no
-             * earlier entry ties it; counting keeps the loops branch-free (vectorized) */
-            const float *x = lg + (size_t)k * V;
-            int tg = q->cont[k], beat = 0;
-            float xt = x[tg];
-            for (int v = 0; v < V; v++) beat += x[v] > xt;
-            for (int v = 0; v < tg; v++) beat += x[v] == xt;
-            q->greedy = beat == 0;
+        for (int k = 0; k < q->n_cont; k++) {
+            sum += e->nll[off + k];
+            q->greedy = q->greedy && e->greedy[off + k];
         }
+        q->ll = -sum;
         e->stats->scored += q->n_cont;
     }
     return 0;
@@ -319,11 +319,10 @@ int pb_zs_score(const pb_model *m, pb_zs_req *req, const int *first, int n_q, co
     double wbytes = 4.0 * (double)pb_model_params(m);
     e.c_pass = PASS_OVERHEAD_TOKENS * (e.c_tok + e.c_head) * (wbytes < PASS_STREAM_BYTES ? wbytes / PASS_STREAM_BYTES : 1);
     if (s->pass_tokens != 0) e.c_pass = s->pass_tokens > 0 ? s->pass_tokens * (e.c_tok + e.c_head) : 0;
-    e.nll = malloc((size_t)max_in * sizeof *e.nll);
     e.grp_rows = malloc(((size_t)n_req + 1) * sizeof *e.grp_rows);
     e.grp_base = malloc(((size_t)n_req + 1) * sizeof *e.grp_base);
     e.st = pb_fwd_state_new();
-    if (!e.nll || !e.grp_rows || !e.grp_base || !e.st) { pb_err_set(err, "out of memory"); goto out; }
+    if (!e.grp_rows || !e.grp_base || !e.st) { pb_err_set(err, "out of memory"); goto out; }
     if (pb_kvcache_create(&e.cache, m, e.slots, max_in, err)) goto out;
 
     for (int a = 0; a < n_units;) {
@@ -361,9 +360,10 @@ out:
     free(unit_rows);
     free(units);
     free(left);
-    free(e.logits);
     free(e.tok);
+    free(e.tgt);
     free(e.nll);
+    free(e.greedy);
     free(e.grp_rows);
     free(e.grp_base);
     pb_fwd_state_free(e.st);

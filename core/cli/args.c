@@ -1,6 +1,7 @@
 /* args.c — a small, strict long-option parser shared by every subcommand.
  * Strict because a mistyped option silently ignored would make an experiment lie. */
 #include "cli.h"
+#include "ops.h"
 #include "lora.h"
 
 #include <errno.h>
@@ -101,6 +102,26 @@ int pb_cli_fail(const pb_err *err) {
     return PB_EXIT_ERROR;
 }
 
+static pb_opt *find_opt(pb_opt *opts, const char *name) {
+    for (pb_opt *o = opts; o->name; o++)
+        if (strcmp(o->name, name) == 0) return o;
+    return NULL;
+}
+
+/* --device / --dtype, where the command has them: *m is replaced by its backend copy. */
+static int to_device(pb_opt *opts, pb_model **m, pb_err *err) {
+    pb_opt *dv = find_opt(opts, "device"), *dt = find_opt(opts, "dtype");
+    if (!dv || (!dv->set && !(dt && dt->set))) return 0;
+    const pb_ops *ops = pb_ops_get(dv->set ? dv->str : "cpu", dt && dt->set ? dt->str : NULL, err);
+    if (!ops) return -1;
+    if (ops == pb_ops_cpu()) return 0;   /* the host model is the CPU's */
+    pb_model *dm;
+    PB_TRY(pb_model_to_backend(*m, ops, &dm, err));
+    pb_model_free(*m);
+    *m = dm;
+    return 0;
+}
+
 int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_tokenizer **tok, pb_err *err) {
     pb_opt *th = pb_cli_opt(opts, "threads");
     if (th->set) {
@@ -129,6 +150,15 @@ int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_
         }
         (*m)->lora = l;
         (*m)->owns_lora = true;
+    }
+    if (to_device(opts, m, err) != 0) {
+        pb_model_free(*m);
+        *m = NULL;
+        if (tok) {
+            pb_tok_free(*tok);
+            *tok = NULL;
+        }
+        return -1;
     }
     return 0;
 }

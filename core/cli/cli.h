@@ -43,8 +43,9 @@ pb_opt *pb_cli_opt(pb_opt *opts, const char *name);
 int pb_cli_fail(const pb_err *err);
 int pb_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Loads MODEL with the common --tokenizer, --threads and --lora options applied. need_tok: fail
- * with a clear message when the model carries no tokenizer. */
+/* Loads MODEL with the common --tokenizer, --threads and --lora options applied, and, in
+ * commands that have PB_CLI_DEVICE_OPTS, moves it to --device / --dtype (the host copy is
+ * freed). need_tok: fail with a clear message when the model carries no tokenizer. */
 int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_tokenizer **tok, pb_err *err);
 
 /* Options every model-loading command accepts; spread into a command's table. */
@@ -52,6 +53,11 @@ int pb_cli_load(const char *path, pb_opt *opts, bool need_tok, pb_model **m, pb_
     {"tokenizer", PB_OPT_STR, "FILE", "tokenizer file (required for llama2.c .bin models)", 0, 0, 0, 0}, \
     {"threads", PB_OPT_INT, "N", "CPU threads (default: all cores)", 0, 0, 0, 0}, \
     {"lora", PB_OPT_STR, "DIR", "apply a LoRA adapter (PEFT folder) without merging it", 0, 0, 0, 0}
+
+/* The evaluation commands' backend (ppl, zeroshot, score, generate, bench). */
+#define PB_CLI_DEVICE_OPTS \
+    {"device", PB_OPT_STR, "D", "cpu (default) | cuda: where the forward pass runs", 0, 0, 0, 0}, \
+    {"dtype", PB_OPT_STR, "T", "weight storage: f32 (cpu) | f16 | bf16 (cuda's default)", 0, 0, 0, 0}
 
 /* Options of the training commands (finetune, pretrain); spread into their tables. */
 #define PB_CLI_TRAIN_OPTS \

@@ -23,7 +23,8 @@ const pb_cmd pb_cmd_bench = {
         "population std over --reps timed runs after --warmup runs (Shortened LLaMA used --warmup 10\n"
         "--reps 20). peak_rss_bytes is the peak resident set during the configuration (weights\n"
         "included); peak_rss_scope is \"config\" when the peak could be reset per configuration,\n"
-        "\"process\" when only the process-lifetime peak was readable. kv_cache_bytes is the fp32\n"
+        "\"process\" when only the process-lifetime peak was readable; with --device cuda it is the\n"
+        "device memory allocated by the backend (weights, cache, scratch). kv_cache_bytes is the fp32\n"
         "cache for batch x (prompt-len + gen-len) positions. prompt-len + gen-len must fit the\n"
         "model's context.",
 };
@@ -87,7 +88,7 @@ static int run(int argc, char **argv) {
                      {"warmup", PB_OPT_INT, "N", "untimed runs first (default 1)", 0, 0, 0, 0},
                      {"seed", PB_OPT_INT, "S", "seed of the random prompts (default 0)", 0, 0, 0, 0},
                      {"json", PB_OPT_FLAG, NULL, "print a JSON list of records on stdout", 0, 0, 0, 0},
-                     PB_CLI_COMMON_OPTS, {0}};
+                     PB_CLI_COMMON_OPTS, PB_CLI_DEVICE_OPTS, {0}};
     const char *pos[1];
     int code;
     if (pb_cli_parse(&pb_cmd_bench, argc, argv, opts, pos, &code)) return code;

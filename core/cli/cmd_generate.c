@@ -122,7 +122,7 @@ static int run(int argc, char **argv) {
                      {"seed", PB_OPT_INT, "S", "random seed for sampling", 0, 0, 0, 0},
                      {"ignore-eos", PB_OPT_FLAG, NULL, "keep generating past EOS", 0, 0, 0, 0},
                      {"json", PB_OPT_FLAG, NULL, "print {\"ids\": [...], \"text\": ...} on stdout", 0, 0, 0, 0},
-                     PB_CLI_COMMON_OPTS, {0}};
+                     PB_CLI_COMMON_OPTS, PB_CLI_DEVICE_OPTS, {0}};
     const char *pos[1];
     int code;
     if (pb_cli_parse(&pb_cmd_generate, argc, argv, opts, pos, &code)) return code;

@@ -93,7 +93,7 @@ static int run(int argc, char **argv) {
         {"data-dir", PB_OPT_STR, "DIR", "data folder (default: $PRUNEBENCH_DATA, ../shared/data, ./data)", 0, 0, 0, 0},
         {"no-verify", PB_OPT_FLAG, NULL, "skip the sha256 check of registered files (size is still checked)", 0, 0, 0, 0},
         {"json", PB_OPT_FLAG, NULL, "print JSON on stdout", 0, 0, 0, 0},
-        PB_CLI_COMMON_OPTS, {0}};
+        PB_CLI_COMMON_OPTS, PB_CLI_DEVICE_OPTS, {0}};
     const char *pos[1];
     int code;
     if (pb_cli_parse(&pb_cmd_ppl, argc, argv, opts, pos, &code)) return code;

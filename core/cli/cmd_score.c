@@ -89,7 +89,7 @@ static int run(int argc, char **argv) {
     pb_opt opts[] = {{"text", PB_OPT_STR, "FILE", "UTF-8 text, encoded with BOS first", 0, 0, 0, 0},
                      {"ids", PB_OPT_STR, "FILE", "token ids instead of text", 0, 0, 0, 0},
                      {"json", PB_OPT_FLAG, NULL, "print JSON on stdout", 0, 0, 0, 0},
-                     PB_CLI_COMMON_OPTS, {0}};
+                     PB_CLI_COMMON_OPTS, PB_CLI_DEVICE_OPTS, {0}};
     const char *pos[1];
     int code;
     if (pb_cli_parse(&pb_cmd_score, argc, argv, opts, pos, &code)) return code;

@@ -169,7 +169,7 @@ static int run(int argc, char **argv) {
         {"labels", PB_OPT_STR, "FILE", "labels file for --docs (piqa, winogrande)", 0, 0, 0, 0},
         {"samples", PB_OPT_STR, "FILE", "write per-item results (JSON lines) to FILE", 0, 0, 0, 0},
         {"json", PB_OPT_FLAG, NULL, "print JSON on stdout", 0, 0, 0, 0},
-        PB_CLI_COMMON_OPTS, {0}};
+        PB_CLI_COMMON_OPTS, PB_CLI_DEVICE_OPTS, {0}};
     const char *pos[1];
     int code;
     if (pb_cli_parse(&pb_cmd_zeroshot, argc, argv, opts, pos, &code)) return code;

@@ -71,6 +71,7 @@ typedef struct {
     int64_t zs_limit;
     int *speed_batch; int n_speed;   /* empty: no speed */
     int speed_prompt_len, speed_gen_len, speed_repeats;
+    const char *device, *dtype;      /* evaluation backend (NULL: cpu / its default dtype) */
 } pb_exp_eval;
 
 typedef struct {

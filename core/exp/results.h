@@ -13,7 +13,15 @@
  *   /zeroshot/<task>      attributes acc, acc_stderr, acc_norm, acc_norm_stderr, headline, n
  *   /zeroshot             attribute mean (the papers' headline mean over the tasks, x100)
  *   /latency/batch_<B>    attributes prefill_ms, decode_ms_per_token, tokens_per_s, peak_bytes
- *   /importance           dataset scores (float64, per layer; -1/NaN padded for width kinds)
+ *   /importance           the scores the method ranks by, computed on the unpruned model:
+ *                         dataset scores (float64): depth block / attn / mlp one per layer
+ *                         (NaN where a layer lacks the module), depth "module" (layers, 2)
+ *                         with columns attn, mlp, width methods head-unit scores (layers,
+ *                         max units) padded with NaN; width methods also dataset channels
+ *                         (layers, max FFN channels), NaN padded; attribute granularity
+ *                         (block | attn | mlp | module | head) on the group, and on each
+ *                         dataset its own (channel for channels). Absent where the scores could
+ *                         not be computed (the run itself is unaffected).
  *   /training             datasets step, loss, lr, grad_norm, val_loss (NaN where not evaluated)
  *
  * index.h5: dataset "summary", compound, one row per run file in the folder (sorted by run_id):
@@ -54,7 +62,10 @@ int  pb_result_zeroshot(pb_result *r, const char *task, double acc, double acc_s
 int  pb_result_zeroshot_mean(pb_result *r, double mean, pb_err *err);
 int  pb_result_latency(pb_result *r, int batch, double prefill_ms, double decode_ms_per_token, double tokens_per_s,
                        int64_t peak_bytes, pb_err *err);
-int  pb_result_importance(pb_result *r, const double *scores, int rows, int cols, pb_err *err);
+/* /importance/<name> (NULL: "scores"), a (rows) vector when cols == 1, else (rows, cols);
+ * granularity (may be NULL) becomes the dataset's attribute, and the group's for "scores". */
+int  pb_result_importance(pb_result *r, const char *name, const char *granularity, const double *scores, int rows,
+                          int cols, pb_err *err);
 int  pb_result_training(pb_result *r, const int64_t *step, const double *loss, const double *lr, const double *gnorm,
                         const double *val, int n, pb_err *err);
 /* Writes status ("done", or "failed" with error), the times, closes and renames the file into

@@ -258,19 +258,25 @@ int pb_result_latency(pb_result *r, int batch, double prefill_ms, double decode_
     return 0;
 }
 
-int pb_result_importance(pb_result *r, const double *scores, int rows, int cols, pb_err *err) {
+int pb_result_importance(pb_result *r, const char *name, const char *granularity, const double *scores, int rows,
+                         int cols, pb_err *err) {
+    if (!name) name = "scores";
+    if (!pb_h5_name_ok(name)) return pb_err_set(err, "%s: /importance: invalid dataset name '%s'", r->tmp, name);
     if (rows < 0 || cols < 1 || (rows > 0 && !scores))
-        return pb_err_set(err, "%s: /importance: invalid shape (%d, %d)", r->tmp, rows, cols);
+        return pb_err_set(err, "%s: /importance/%s: invalid shape (%d, %d)", r->tmp, name, rows, cols);
     /* one score per layer (depth kinds) is a vector; width kinds a (layers, units) matrix */
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)cols};
-    hid_t g = pb_h5_group(r->file, "importance");
-    if (g < 0 || pb_h5_dataset(g, "scores", H5T_NATIVE_DOUBLE, cols == 1 ? 1 : 2, dims, scores) < 0) {
-        pb_h5_fail(err, r->tmp, "cannot write /importance");
-        if (g >= 0) H5Gclose(g);
-        return -1;
-    }
-    H5Gclose(g);
-    return 0;
+    hid_t g = pb_h5_group(r->file, "importance"), d = -1;
+    int rc = g >= 0 && pb_h5_dataset(g, name, H5T_NATIVE_DOUBLE, cols == 1 ? 1 : 2, dims, scores) >= 0 ? 0 : -1;
+    /* the main table's granularity describes the group; every table carries its own */
+    if (rc == 0 && granularity && !strcmp(name, "scores") && pb_h5_attr_str(g, "granularity", granularity) < 0) rc = -1;
+    if (rc == 0 && granularity &&
+        ((d = H5Dopen2(g, name, H5P_DEFAULT)) < 0 || pb_h5_attr_str(d, "granularity", granularity) < 0))
+        rc = -1;
+    if (rc < 0) pb_h5_fail(err, r->tmp, "cannot write /importance/%s", name);
+    if (d >= 0) H5Dclose(d);
+    if (g >= 0) H5Gclose(g);
+    return rc;
 }
 
 int pb_result_training(pb_result *r, const int64_t *step, const double *loss, const double *lr, const double *gnorm,

@@ -2,10 +2,12 @@
 #include "runner.h"
 
 #include "load.h"
+#include "ops.h"
 #include "lora.h"
 #include "pb_data.h"
 #include "ppl.h"
 #include "results.h"
+#include "runner_internal.h"
 #include "speed.h"
 #include "tasks.h"
 #include "trainer.h"
@@ -67,10 +69,14 @@ typedef struct {
     pb_calib *calib;         /* per model, lazily, for the current model and seed */
     uint64_t calib_seed;
     bool have_calib;
+    const pb_ops *ops;       /* where runs are evaluated (evaluation.device / dtype) */
 } inputs;
 
 static int load_inputs(const pb_exp *e, const pb_run_opts *o, inputs *in, pb_err *err) {
     memset(in, 0, sizeof *in);
+    /* a backend that cannot be had stops the experiment before any run is recorded as failed */
+    if (!(in->ops = pb_ops_get(e->eval.device, e->eval.dtype, err)))
+        return pb_err_prefix(err, "%s: evaluation: ", e->path ? e->path : e->name);
     in->texts = calloc((size_t)e->eval.n_ppl + 1, sizeof *in->texts);
     in->tasks = calloc((size_t)e->eval.n_tasks + 1, sizeof *in->tasks);
     in->calib = calloc(1, sizeof *in->calib);
@@ -224,14 +230,19 @@ static int record_structure(pb_result *res, const pb_model *m, const pb_prune_re
     return rc;
 }
 
+/* note: what the progress line adds about the run's scores (reused from an earlier run of
+ * the same model, or no /importance and why), "" otherwise. */
 static int run_one(const pb_exp *e, const pb_exp_run *run, const char *dir, const pb_model *base,
-                   const pb_tokenizer *tok, inputs *in, const pb_run_opts *o, pb_result *res, pb_err *err) {
+                   const pb_tokenizer *tok, inputs *in, const pb_run_opts *o, pb_prune_memo *memo, pb_result *res,
+                   char *note, size_t note_cap, pb_err *err) {
     pb_model *m = NULL;
     pb_prune_result pr = {0};
+    note[0] = 0;
     PB_TRY(pb_model_clone(base, &m, err));
     int rc = 0;
     if (run->method >= 0) {
         pb_prune_opts po = run->prune;
+        po.memo = memo;
         if (needs_calib(&po)) {
             if (!in->have_calib || in->calib_seed != run->seed) {
                 pb_calib_free(in->calib);
@@ -243,7 +254,18 @@ static int run_one(const pb_exp *e, const pb_exp_run *run, const char *dir, cons
             }
             po.calib = in->calib;
         }
+        int hits0, hits1;
+        pb_prune_memo_stats(memo, &hits0, NULL);
         if (rc == 0) rc = pb_prune(m, &po, &pr, err);
+        pb_prune_memo_stats(memo, &hits1, NULL);
+        if (rc == 0 && hits1 > hits0) snprintf(note, note_cap, " (scores reused)");
+        /* the scores ranked by, for the file: from the memo when the pruning computed them.
+         * Without them the run is still a run: the file has no /importance, the line says why */
+        pb_err ierr = {0};
+        if (rc == 0 && pb_run_record_importance(res, base, &po, &ierr) != 0) {
+            size_t used = strlen(note);
+            snprintf(note + used, note_cap - used, " (no importance: %s)", ierr.msg);
+        }
     } else {
         pr.params_before = pr.params_after = pb_model_params(m);
         pr.params_before_no_embed = pr.params_after_no_embed = pb_model_params_no_embed(m);
@@ -252,7 +274,15 @@ static int run_one(const pb_exp *e, const pb_exp_run *run, const char *dir, cons
                                        pr.params_after_no_embed, err);
     if (rc == 0) rc = record_structure(res, m, &pr, err);
     if (rc == 0 && e->lora.enabled && run->method >= 0) rc = recover(e, run, dir, m, tok, res, err);
-    if (rc == 0) rc = evaluate(e, in, m, tok, res, err);
+    if (rc == 0 && in->ops->device) {
+        /* evaluation on the device: a copy of the pruned (and recovered) model, adapters merged */
+        pb_model *dm = NULL;
+        rc = pb_model_to_backend(m, in->ops, &dm, err);
+        if (rc == 0) rc = evaluate(e, in, dm, tok, res, err);
+        pb_model_free(dm);
+    } else if (rc == 0) {
+        rc = evaluate(e, in, m, tok, res, err);
+    }
     pb_prune_result_free(&pr);
     pb_model_free(m);
     return rc;
@@ -322,6 +352,9 @@ int pb_exp_execute(const pb_exp *e, const pb_run_opts *o, pb_run_summary *s, pb_
     for (int mi = 0; rc == 0 && mi < e->n_models; mi++) {
         pb_model *base = NULL;
         pb_tokenizer *tok = NULL;
+        /* scores of this base model, shared by its runs (keys tell criteria and calibration
+         * windows apart); freed with the model */
+        pb_prune_memo *memo = NULL;
         pb_err lerr = {0};
         bool loaded = false, tried = false;
         in.have_calib = false;
@@ -337,6 +370,10 @@ int pb_exp_execute(const pb_exp *e, const pb_run_opts *o, pb_run_summary *s, pb_
                                e->models[mi].path);
                     loaded = false;
                 }
+                if (loaded && !(memo = pb_prune_memo_new())) {
+                    pb_err_set(&lerr, "%s: out of memory for the score memo", e->models[mi].path);
+                    loaded = false;
+                }
             }
             pb_result_id id;
             identity(e, r, &id);
@@ -346,8 +383,10 @@ int pb_exp_execute(const pb_exp *e, const pb_run_opts *o, pb_run_summary *s, pb_
                 break;
             }
             pb_err rerr = {0};
+            char note[sizeof rerr.msg + 64] = "";
             double ts = pb_time_now();
-            int ok = loaded ? run_one(e, r, dir, base, tok, &in, o, res, &rerr) : (rerr = lerr, -1);
+            int ok = loaded ? run_one(e, r, dir, base, tok, &in, o, memo, res, note, sizeof note, &rerr)
+                            : (rerr = lerr, -1);
             if (pb_result_end(res, ok == 0 ? NULL : rerr.msg, err) != 0) {
                 rc = -1;
                 break;
@@ -356,10 +395,12 @@ int pb_exp_execute(const pb_exp *e, const pb_run_opts *o, pb_run_summary *s, pb_
             else s->failed++;
             finished++;
             double el = pb_time_now() - t0, eta = el / finished * (todo - finished);
-            fprintf(log, "[%d/%d] %s: %s (%.1f s; ETA %.0f s)%s%s\n", finished, todo, r->label,
-                    ok == 0 ? "done" : "FAILED", pb_time_now() - ts, eta, ok == 0 ? "" : ": ", ok == 0 ? "" : rerr.msg);
+            fprintf(log, "[%d/%d] %s: %s%s (%.1f s; ETA %.0f s)%s%s\n", finished, todo, r->label,
+                    ok == 0 ? "done" : "FAILED", ok == 0 ? note : "", pb_time_now() - ts, eta, ok == 0 ? "" : ": ",
+                    ok == 0 ? "" : rerr.msg);
             fflush(log);
         }
+        pb_prune_memo_free(memo);
         pb_tok_free(tok);
         pb_model_free(base);
     }

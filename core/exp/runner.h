@@ -2,7 +2,12 @@
  * with LoRA, evaluated, and recorded as one HDF5 file; then the experiment's index.
  *
  * Each base model is loaded once and cloned for each of its runs (pruning works in place);
- * evaluation texts and task files are read once; calibration windows once per seed. A run
+ * evaluation texts and task files are read once; calibration windows once per seed; the
+ * importance scores a method computes on the base model once per criterion and calibration
+ * (a pb_prune_memo per base model: the runs of one criterion at other ratios reuse them, and
+ * the progress line says "(scores reused)"). Each pruned run's file records those scores
+ * under /importance; when they cannot be computed the file has none and the line says why,
+ * and the run is not failed for it. A run
  * whose file already exists (done or failed) is skipped, so rerunning the same experiment
  * after an interruption only does what is missing; a run that fails is recorded as failed,
  * with its error, and the next one starts. */

@@ -38,7 +38,8 @@ static int read_sets(sp_ctx *c, const sp_node *v, const char *key, const char *k
 }
 
 int sp_read_eval(sp_ctx *c, const sp_node *x, sp_buf *y) {
-    static const char *const keys[] = {"ppl", "zeroshot", "speed", NULL};
+    static const char *const keys[] = {"ppl", "zeroshot", "speed", "device", "dtype", NULL};
+    static const char *const devices[] = {"cpu", "cuda"}, *const dtypes[] = {"f32", "f16", "bf16"};
     static const char *const kppl[] = {"datasets", "seq_len", "max_windows", "bos_per_window", NULL};
     static const char *const kzs[] = {"tasks", "limit", NULL};
     static const char *const ksp[] = {"batch", "prompt_len", "gen_len", "repeats", NULL};
@@ -52,6 +53,28 @@ int sp_read_eval(sp_ctx *c, const sp_node *x, sp_buf *y) {
     ev->speed_repeats = 3;
     sp_puts(y, "evaluation:\n");
     PB_TRY(sp_section(c, x, "evaluation", keys));
+    /* where the pruned model is evaluated: written into the resolved config (and so into
+     * the run_id) only when it is not the CPU, so that CPU experiments keep their ids */
+    char sug[96];
+    if ((v = sp_get(x, "device"))) {
+        PB_TRY(sp_text(c, v, "device", &ev->device));
+        if (strcmp(ev->device, "cpu") != 0 && strcmp(ev->device, "cuda") != 0)
+            return sp_fail(c, v, "unknown device '%s' (cpu, cuda)%s", ev->device,
+                           sp_did_you_mean(ev->device, devices, 2, sug, sizeof sug));
+    }
+    if ((v = sp_get(x, "dtype"))) {
+        PB_TRY(sp_text(c, v, "dtype", &ev->dtype));
+        if (strcmp(ev->dtype, "f32") && strcmp(ev->dtype, "f16") && strcmp(ev->dtype, "bf16"))
+            return sp_fail(c, v, "unknown dtype '%s' (f32, f16, bf16)%s", ev->dtype,
+                           sp_did_you_mean(ev->dtype, dtypes, 3, sug, sizeof sug));
+        if ((!ev->device || !strcmp(ev->device, "cpu")) && strcmp(ev->dtype, "f32") != 0)
+            return sp_fail(c, v, "dtype %s needs device: cuda (the CPU evaluates in f32)", ev->dtype);
+    }
+    if (ev->device && !strcmp(ev->device, "cuda")) {
+        if (!ev->dtype) ev->dtype = "bf16";
+        sp_kv_str(y, 2, "device", ev->device);
+        sp_kv_str(y, 2, "dtype", ev->dtype);
+    }
     /* a section given (even empty) runs with its defaults; an absent one does not run */
     if ((s = sp_get(x, "ppl"))) {
         PB_TRY(sp_section(c, s, "ppl", kppl));

@@ -1,25 +1,48 @@
 /* forward.c — the LLaMA forward driver: embeddings, per-layer attention and SwiGLU MLP
  * (each optional, each with its own shape), final norm and LM head, through the op table.
  *
- * All B*T rows go through every linear layer as one GEMM; only attention runs per
- * sequence. With a KV cache the new keys/values are written straight into the cache and
- * attention reads them from there; without one they are regrouped per KV head in scratch.
+ * All B*T rows go through every linear layer as one GEMM, and attention takes the whole
+ * batch in one call. With a KV cache the new keys/values are written straight into the
+ * cache and attention reads them from there; without one they are regrouped per KV head in
+ * scratch. Every buffer is the model's backend's memory (host on the CPU, device on CUDA):
+ * the driver only moves tokens, positions and frequencies in and logits out.
  * The per-layer steps are also the backward driver's (grad.c) recomputation, through
  * fwd_internal.h; LoRA adapters attached to the model are applied in every projection. */
 #include "fwd_internal.h"
 #include "rope.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 pb_fwd_state *pb_fwd_state_new(void) { return calloc(1, sizeof(pb_fwd_state)); }
 
+static void release(pb_fwd_state *s) {
+    for (int i = 0; i < N_BUF; i++) {
+        if (s->ops) s->ops->free(s->buf[i]);
+        s->buf[i] = NULL;
+        s->cap[i] = 0;
+    }
+    s->inv_hd = 0;
+}
+
 void pb_fwd_state_free(pb_fwd_state *s) {
     if (!s) return;
-    for (int i = 0; i < N_BUF; i++) free(s->buf[i]);
+    release(s);
+    free(s->host);
     free(s);
+}
+
+/* Host staging of at least n bytes. */
+static void *host_staging(pb_fwd_state *s, size_t n, pb_err *err) {
+    if (n <= s->host_cap) return s->host;
+    free(s->host);
+    s->host = malloc(n);
+    s->host_cap = s->host ? n : 0;
+    if (!s->host) pb_err_set(err, "forward: out of memory for %zu bytes of staging", n);
+    return s->host;
 }
 
 void pb_set_threads(int n) {
@@ -33,10 +56,12 @@ int pb_fwd_grow(pb_fwd_state *s, int i, size_t a, size_t b, size_t elt, pb_err *
     if (!pb_mul_ok(a, b, &n) || !pb_mul_ok(n, elt, &n))
         return pb_err_set(err, "forward: scratch size overflows (%zu x %zu)", a, b);
     if (n <= s->cap[i]) return 0;
-    free(s->buf[i]);
-    s->buf[i] = malloc(n);
+    if (!s->ops) s->ops = pb_ops_cpu();
+    s->ops->free(s->buf[i]);
+    s->buf[i] = s->ops->alloc(n, err);
     s->cap[i] = s->buf[i] ? n : 0;
-    if (!s->buf[i]) return pb_err_set(err, "forward: out of memory for %zu bytes of scratch", n);
+    if (!s->buf[i]) return pb_err_prefix(err, "forward: %zu bytes of scratch: ", n);
+    if (i == BUF_INV) s->inv_hd = 0;
     return 0;
 }
 
@@ -47,8 +72,10 @@ const float *pb_fwd_inv_freq(pb_fwd_state *s, const pb_config *c, int hd, pb_err
         o->original_max_position == r->original_max_position)
         return s->buf[BUF_INV];
     s->inv_hd = 0;
-    if (pb_fwd_grow(s, BUF_INV, (size_t)hd / 2 + 1, 1, sizeof(float), err) != 0) return NULL;
-    if (pb_rope_inv_freq(c, hd, s->buf[BUF_INV], err) != 0) return NULL;
+    size_t bytes = ((size_t)hd / 2 + 1) * sizeof(float);
+    float *h = host_staging(s, bytes, err);
+    if (!h || pb_fwd_grow(s, BUF_INV, bytes, 1, 1, err) != 0) return NULL;
+    if (pb_rope_inv_freq(c, hd, h, err) != 0 || s->ops->upload(s->buf[BUF_INV], h, bytes, err) != 0) return NULL;
     s->inv_hd = hd;
     s->inv_theta = c->rope_theta;
     s->inv_rs = *r;
@@ -88,7 +115,19 @@ static int check_inputs(const pb_model *m, const int32_t *tokens, int B, int T, 
     return 0;
 }
 
+/* Buffers live in one backend's memory: a state used with a model of another backend
+ * lets its buffers go first. */
+static void bind_state(pb_fwd_state *s, const pb_model *m) {
+    const pb_ops *ops = pb_model_ops(m);
+    if (s->ops != ops) {
+        release(s);
+        s->ops = ops;
+    }
+}
+
 int pb_fwd_scratch(const pb_model *m, pb_fwd_state *s, int B, int T, int p0, pb_err *err) {
+    bind_state(s, m);
+    const pb_ops *ops = s->ops;
     size_t N = (size_t)B * T, mq, mkv, mf, d = (size_t)m->cfg.dim;
     pb_fwd_max_dims(m, &mq, &mkv, &mf);
     const size_t f = sizeof(float);
@@ -98,11 +137,12 @@ int pb_fwd_scratch(const pb_model *m, pb_fwd_state *s, int B, int T, int p0, pb_
     PB_TRY(pb_fwd_grow(s, BUF_ATT, N, mq, f, err));
     PB_TRY(pb_fwd_grow(s, BUF_K, N, mkv, f, err));
     PB_TRY(pb_fwd_grow(s, BUF_V, N, mkv, f, err));
-    PB_TRY(pb_fwd_grow(s, BUF_KT, (size_t)T, mkv, f, err));
-    PB_TRY(pb_fwd_grow(s, BUF_VT, (size_t)T, mkv, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_KT, N, mkv, f, err));
+    PB_TRY(pb_fwd_grow(s, BUF_VT, N, mkv, f, err));
     PB_TRY(pb_fwd_grow(s, BUF_G, N, mf, f, err));
     PB_TRY(pb_fwd_grow(s, BUF_U, N, mf, f, err));
     PB_TRY(pb_fwd_grow(s, BUF_POS, N, 1, sizeof(int32_t), err));
+    PB_TRY(pb_fwd_grow(s, BUF_TOK, N, 1, sizeof(int32_t), err));
     if (m->lora) {
         /* an adapter's input (dropout copy) is at most max(d, q, f) wide */
         size_t w = d > mq ? d : mq;
@@ -110,14 +150,15 @@ int pb_fwd_scratch(const pb_model *m, pb_fwd_state *s, int B, int T, int p0, pb_
         PB_TRY(pb_fwd_grow(s, BUF_LX, N, w, f, err));
         PB_TRY(pb_fwd_grow(s, BUF_LT, N, (size_t)m->lora->rank, f, err));
     }
-    int32_t *pos = s->buf[BUF_POS];
+    int32_t *pos = host_staging(s, N * sizeof(int32_t), err);
+    if (!pos) return -1;
     for (size_t i = 0; i < N; i++) pos[i] = p0 + (int32_t)(i % (size_t)T);
-    return 0;
+    return ops->upload(s->buf[BUF_POS], pos, N * sizeof(int32_t), err);
 }
 
 void pb_fwd_linear(const pb_model *m, pb_fwd_state *s, int l, pb_lora_target t, float *y, const float *x,
                    const float *W, const float *b, int n, int in, int out, bool accumulate, const uint64_t *drop) {
-    const pb_ops *ops = pb_ops_cpu();
+    const pb_ops *ops = pb_model_ops(m);
     PB_OP(PB_OP_LINEAR, ops->linear(y, x, W, b, n, in, out, accumulate));
     const pb_lora *lo = m->lora;
     const pb_lora_pair *p = pb_lora_get(lo, l, t);
@@ -136,7 +177,7 @@ void pb_fwd_linear(const pb_model *m, pb_fwd_state *s, int l, pb_lora_target t, 
 
 int pb_fwd_attention(const pb_model *m, pb_fwd_state *s, int l, int B, int T, int p0, pb_kvcache *cache, float *x,
                      const pb_layer_acts *a, const uint64_t *drop, pb_err *err) {
-    const pb_ops *ops = pb_ops_cpu();
+    const pb_ops *ops = pb_model_ops(m);
     const pb_layer *L = &m->layers[l];
     int d = m->cfg.dim, nh = L->n_heads, nkv = L->n_kv_heads, hd = L->head_dim, N = B * T;
     int qd = nh * hd, kd = nkv * hd;
@@ -151,36 +192,25 @@ int pb_fwd_attention(const pb_model *m, pb_fwd_state *s, int l, int B, int T, in
     PB_OP(PB_OP_ROPE, ops->rope(q, s->buf[BUF_POS], inv, N, nh, hd));
     PB_OP(PB_OP_ROPE, ops->rope(k, s->buf[BUF_POS], inv, N, nkv, hd));
 
-    size_t row = (size_t)hd * sizeof(float);
-    for (int b = 0; b < B; b++) {
-        float *kb, *vb;
-        int stride;
-        if (cache) {
-            stride = cache->max_len;
-            kb = cache->k[l] + (size_t)b * nkv * stride * hd;
-            vb = cache->v[l] + (size_t)b * nkv * stride * hd;
-        } else {
-            stride = T;
-            kb = s->buf[BUF_KT];
-            vb = s->buf[BUF_VT];
-        }
-        /* (T, n_kv, hd) rows -> (n_kv, positions, hd) */
-        for (int g = 0; g < nkv; g++)
-            for (int t = 0; t < T; t++) {
-                size_t src = (((size_t)b * T + t) * nkv + g) * hd, dst = ((size_t)g * stride + p0 + t) * hd;
-                memcpy(kb + dst, k + src, row);
-                memcpy(vb + dst, v + src, row);
-            }
-        size_t qo = (size_t)b * T * qd;
-        PB_OP(PB_OP_ATTENTION, ops->attention(att + qo, q + qo, kb, vb, T, p0, nh, nkv, hd, stride));
+    /* (B, T, n_kv, hd) rows -> (n_kv, positions, hd) per sequence: the cache's layout, or
+     * scratch of the same layout for this call's T positions */
+    float *kb = s->buf[BUF_KT], *vb = s->buf[BUF_VT];
+    int stride = T;
+    if (cache) {
+        stride = cache->max_len;
+        kb = cache->k[l];
+        vb = cache->v[l];
     }
+    size_t bstride = (size_t)nkv * stride * hd;
+    ops->kv_store(kb, vb, k, v, B, T, p0, nkv, hd, stride, bstride);
+    PB_OP(PB_OP_ATTENTION, ops->attention(att, q, kb, vb, B, T, p0, nh, nkv, hd, stride, bstride));
     pb_fwd_linear(m, s, l, PB_LORA_O, x, att, L->wo, L->bo, N, qd, d, true, drop);
     return 0;
 }
 
 void pb_fwd_mlp(const pb_model *m, pb_fwd_state *s, int l, int N, float *x, const pb_layer_acts *a,
                 const uint64_t *drop) {
-    const pb_ops *ops = pb_ops_cpu();
+    const pb_ops *ops = pb_model_ops(m);
     const pb_layer *L = &m->layers[l];
     int d = m->cfg.dim, f = L->ffn_dim;
     PB_OP(PB_OP_RMSNORM, ops->rmsnorm(a->xn_m, x, L->mlp_norm, N, d, m->cfg.norm_eps));
@@ -190,45 +220,105 @@ void pb_fwd_mlp(const pb_model *m, pb_fwd_state *s, int l, int N, float *x, cons
     pb_fwd_linear(m, s, l, PB_LORA_DOWN, x, a->h, L->w_down, L->b_down, N, f, d, true, drop);
 }
 
-int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T, pb_kvcache *cache,
-                     float *logits, bool last_only, pb_err *err) {
-    if (!m || !s) return pb_err_set(err, "forward: no model or no state");
-    PB_TRY(pb_model_validate(m, err));
-    if (m->lora) PB_TRY(pb_lora_check(m->lora, m, err));
+/* The forward pass with the LM head's logits written to out (backend memory, rows B*T or
+ * B with last_only) when out is not NULL. */
+static int forward_pass(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T, pb_kvcache *cache,
+                        float *out, bool last_only, pb_err *err) {
     int p0 = 0;
     PB_TRY(check_inputs(m, tokens, B, T, cache, &p0, err));
-    if ((int64_t)B * T > INT32_MAX / 2) return pb_err_set(err, "forward: batch too large (B=%d T=%d)", B, T);
     int N = B * T, d = m->cfg.dim;
     PB_TRY(pb_fwd_scratch(m, s, B, T, p0, err));
-    const pb_ops *ops = pb_ops_cpu();
+    const pb_ops *ops = pb_model_ops(m);
     float *x = s->buf[BUF_X], *xn = s->buf[BUF_XN];
+    int32_t *tok = s->buf[BUF_TOK];
+    PB_TRY(ops->upload(tok, tokens, (size_t)N * sizeof(int32_t), err));
     /* inference: every activation is scratch that the next layer overwrites */
     pb_layer_acts a = {.xn_a = xn, .q = s->buf[BUF_Q], .k = s->buf[BUF_K], .v = s->buf[BUF_V], .att = s->buf[BUF_ATT],
                        .xn_m = xn, .g = s->buf[BUF_G], .u = s->buf[BUF_U], .h = s->buf[BUF_G]};
 
-    PB_OP(PB_OP_EMBEDDING, ops->embedding(x, m->tok_emb, tokens, N, d));
+    PB_OP(PB_OP_EMBEDDING, ops->embedding(x, m->tok_emb, tok, N, d));
     for (int l = 0; l < m->cfg.n_layers; l++) {
         if (m->layers[l].has_attn) PB_TRY(pb_fwd_attention(m, s, l, B, T, p0, cache, x, &a, NULL, err));
         if (m->layers[l].has_mlp) pb_fwd_mlp(m, s, l, N, x, &a, NULL);
     }
     if (cache)
         for (int b = 0; b < B; b++) cache->len[b] = p0 + T;
-    if (!logits) return 0;
-
+    if (!out) return 0;
     int rows = N;
     if (last_only) {
         rows = B;
-        for (int b = 0; b < B; b++)
-            memcpy(xn + (size_t)b * d, x + ((size_t)b * T + T - 1) * d, (size_t)d * sizeof(float));
+        size_t row = (size_t)d * sizeof(float);
+        ops->copy2d(xn, row, x + (size_t)(T - 1) * d, (size_t)T * row, row, (size_t)B);
         PB_OP(PB_OP_RMSNORM, ops->rmsnorm(xn, xn, m->final_norm, rows, d, m->cfg.norm_eps));
     } else {
         PB_OP(PB_OP_RMSNORM, ops->rmsnorm(xn, x, m->final_norm, rows, d, m->cfg.norm_eps));
     }
-    PB_OP(PB_OP_LINEAR, ops->linear(logits, xn, m->lm_head, NULL, rows, d, m->cfg.vocab_size, false));
+    PB_OP(PB_OP_LINEAR, ops->linear(out, xn, m->lm_head, NULL, rows, d, m->cfg.vocab_size, false));
+    return 0;
+}
+
+static int check_model(const pb_model *m, const pb_fwd_state *s, int B, int T, pb_err *err) {
+    if (!m || !s) return pb_err_set(err, "forward: no model or no state");
+    PB_TRY(pb_model_validate(m, err));
+    if (m->lora) PB_TRY(pb_lora_check(m->lora, m, err));
+    if (B > 0 && T > 0 && (int64_t)B * T > INT32_MAX / 2) return pb_err_set(err, "forward: batch too large (B=%d T=%d)", B, T);
+    return 0;
+}
+
+int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T, pb_kvcache *cache,
+                     float *logits, bool last_only, pb_err *err) {
+    PB_TRY(check_model(m, s, B, T, err));
+    const pb_ops *ops = pb_model_ops(m);
+    if (!logits) {
+        PB_TRY(forward_pass(m, s, tokens, B, T, cache, NULL, false, err));
+        return ops->sync(err);
+    }
+    /* the CPU writes the caller's logits directly; a device computes them in its own memory */
+    size_t rows = last_only ? (size_t)B : (size_t)B * T, V = (size_t)m->cfg.vocab_size;
+    float *out = logits;
+    if (ops->device) {
+        if (B <= 0 || T <= 0) return pb_err_set(err, "forward: invalid batch shape B=%d T=%d", B, T);
+        bind_state(s, m);
+        PB_TRY(pb_fwd_grow(s, BUF_LOGITS, rows, V, sizeof(float), err));
+        out = s->buf[BUF_LOGITS];
+    }
+    PB_TRY(forward_pass(m, s, tokens, B, T, cache, out, last_only, err));
+    if (ops->device) PB_TRY(ops->download(logits, out, rows * V * sizeof(float), err));
+    return 0;
+}
+
+int pb_model_score(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T, pb_kvcache *cache,
+                   const int32_t *targets, double *nll, uint8_t *greedy, pb_err *err) {
+    PB_TRY(check_model(m, s, B, T, err));
+    if (B <= 0 || T <= 0 || !targets || !nll) return pb_err_set(err, "score: invalid call (B=%d T=%d)", B, T);
+    int V = m->cfg.vocab_size;
+    size_t N = (size_t)B * T;
+    for (size_t i = 0; i < N; i++)
+        if (targets[i] < -1 || targets[i] >= V)
+            return pb_err_set(err, "score: target %d (sequence %zu, position %zu) is outside the vocabulary [0, %d)",
+                              (int)targets[i], i / (size_t)T, i % (size_t)T, V);
+    const pb_ops *ops = pb_model_ops(m);
+    bind_state(s, m);
+    PB_TRY(pb_fwd_grow(s, BUF_LOGITS, N, (size_t)V, sizeof(float), err));
+    PB_TRY(pb_fwd_grow(s, BUF_TGT, N, 1, sizeof(int32_t), err));
+    PB_TRY(pb_fwd_grow(s, BUF_NLL, N, 1, sizeof(double), err));
+    PB_TRY(pb_fwd_grow(s, BUF_GREEDY, N, 1, 1, err));
+    PB_TRY(forward_pass(m, s, tokens, B, T, cache, s->buf[BUF_LOGITS], false, err));
+    PB_TRY(ops->upload(s->buf[BUF_TGT], targets, N * sizeof(int32_t), err));
+    ops->token_nll(s->buf[BUF_NLL], greedy ? s->buf[BUF_GREEDY] : NULL, s->buf[BUF_LOGITS], s->buf[BUF_TGT],
+                   (int64_t)N, V);
+    PB_TRY(ops->download(nll, s->buf[BUF_NLL], N * sizeof(double), err));
+    if (greedy) PB_TRY(ops->download(greedy, s->buf[BUF_GREEDY], N, err));
+    for (size_t i = 0; i < N; i++)
+        if (targets[i] >= 0 && !isfinite(nll[i]))
+            return pb_err_set(err, "non-finite log-likelihood at sequence %zu position %zu (logits contain NaN or Inf)",
+                              i / (size_t)T, i % (size_t)T);
     return 0;
 }
 
 int pb_model_embed(const pb_model *m, const int32_t *tokens, int n, float *x, pb_err *err) {
+    if (!pb_model_on_host(m)) return pb_err_set(err, "forward: pb_model_embed needs a host model (this one is on %s)",
+                                                m->backend->name);
     for (int i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= m->cfg.vocab_size)
             return pb_err_set(err, "forward: token id %d (row %d) is outside the vocabulary [0, %d)", (int)tokens[i], i,
@@ -240,6 +330,9 @@ int pb_model_embed(const pb_model *m, const int32_t *tokens, int n, float *x, pb
 int pb_model_layer_forward(const pb_model *m, pb_fwd_state *s, int l, int B, int T, float *x, const float **att,
                            const float **h, pb_err *err) {
     if (l < 0 || l >= m->cfg.n_layers) return pb_err_set(err, "forward: no layer %d", l);
+    if (!pb_model_on_host(m))
+        return pb_err_set(err, "forward: layer-by-layer statistics need a host model (this one is on %s)",
+                          m->backend->name);
     if (B <= 0 || T <= 0 || (int64_t)B * T > INT32_MAX / 2) return pb_err_set(err, "forward: bad shape B=%d T=%d", B, T);
     PB_TRY(pb_fwd_scratch(m, s, B, T, 0, err));
     pb_layer_acts a = {.xn_a = s->buf[BUF_XN], .q = s->buf[BUF_Q], .k = s->buf[BUF_K], .v = s->buf[BUF_V],

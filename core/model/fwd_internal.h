@@ -12,11 +12,14 @@
 #include "ops.h"
 
 enum { BUF_X, BUF_XN, BUF_Q, BUF_K, BUF_V, BUF_ATT, BUF_KT, BUF_VT, BUF_G, BUF_U, BUF_INV, BUF_POS, BUF_LX, BUF_LT,
-       N_BUF };
+       BUF_TOK, BUF_LOGITS, BUF_TGT, BUF_NLL, BUF_GREEDY, N_BUF };
 
 struct pb_fwd_state {
+    const pb_ops *ops;    /* whose memory buf[] is (NULL until the first pass) */
     void *buf[N_BUF];
     size_t cap[N_BUF];    /* bytes */
+    void *host;           /* host staging for positions and inverse frequencies */
+    size_t host_cap;
     /* inv_freq in buf[BUF_INV] is valid for these RoPE settings (inv_hd == 0: none yet) */
     int inv_hd;
     float inv_theta;
@@ -46,11 +49,13 @@ static inline void pb_fwd_max_dims(const pb_model *m, size_t *mq, size_t *mkv, s
     }
 }
 
-/* Makes buf[i] hold at least a*b elements of elt bytes (contents not kept). */
+/* Makes buf[i] hold at least a*b elements of elt bytes (contents not kept), in the memory of
+ * the backend the state was last bound to (pb_fwd_scratch binds it to the model's). */
 int pb_fwd_grow(pb_fwd_state *s, int i, size_t a, size_t b, size_t elt, pb_err *err);
-/* Every scratch buffer for N rows of sequences of T, positions p0.. in buf[BUF_POS]. */
+/* Binds s to m's backend (freeing buffers of another backend), then sizes every scratch
+ * buffer for B sequences of T rows, with positions p0.. in buf[BUF_POS]. */
 int pb_fwd_scratch(const pb_model *m, pb_fwd_state *s, int B, int T, int p0, pb_err *err);
-/* RoPE inverse frequencies for head_dim hd, cached in the state. */
+/* RoPE inverse frequencies for head_dim hd, in the backend's memory, cached in the state. */
 const float *pb_fwd_inv_freq(pb_fwd_state *s, const pb_config *c, int hd, pb_err *err);
 
 /* y (n, out) [+]= x W^T + b, plus scale * (dropout(x) A^T) B^T when m->lora has an adapter

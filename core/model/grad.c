@@ -362,6 +362,8 @@ static int head_pass(const pb_model *m, pb_grad_state *s, const pb_batch *b, int
 int pb_grad_run(const pb_model *m, pb_grad_state *s, const pb_batch *mb, int n_micro, const pb_grad_opts *o,
                 double *loss, int64_t *n_labelled, pb_err *err) {
     if (!m || !s || !o) return pb_err_set(err, "backward: no model, state or options");
+    if (m->backend)
+        return pb_err_set(err, "backward: runs on the CPU backend's host model (this model is on %s)", m->backend->name);
     PB_TRY(pb_model_validate(m, err));
     if (m->lora) PB_TRY(pb_lora_check(m->lora, m, err));
     int64_t n_lab = 0;

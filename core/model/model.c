@@ -1,6 +1,7 @@
 /* model.c — model lifetime, per-layer allocation, validation and parameter counts. */
 #include "model.h"
 #include "lora.h"
+#include "ops.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,13 @@ int pb_model_alloc_layer(pb_model *m, int l, pb_err *err) {
     return 0;
 }
 
+const pb_ops *pb_model_ops(const pb_model *m) { return m->backend ? m->backend : pb_ops_cpu(); }
+
+bool pb_model_on_host(const pb_model *m) { return !m->backend || !m->backend->device; }
+
 void pb_model_free(pb_model *m) {
     if (!m) return;
+    if (m->backend) m->backend->free(m->dev_block);
     if (m->owns_lora) pb_lora_free(m->lora);
     for (int i = 0; i < m->n_maps; i++) pb_mmap_close(&m->maps[i]);
     free(m->maps);
@@ -85,6 +91,7 @@ static int clone_tensor(pb_model *c, float **dst, const float *src, size_t n, pb
 }
 
 int pb_model_clone(const pb_model *m, pb_model **out, pb_err *err) {
+    if (m->backend) return pb_err_set(err, "clone: the model is on %s; clone the host model", m->backend->name);
     pb_model *c;
     PB_TRY(pb_model_create(&c, &m->cfg, false, err));
     size_t d = (size_t)m->cfg.dim, ve = (size_t)m->cfg.vocab_size * d;

@@ -63,6 +63,8 @@ typedef struct {
     char arch[32];          /* "llama" */
 } pb_config;
 
+struct pb_ops;
+
 typedef struct pb_model {
     pb_config cfg;
     float *tok_emb;    /* (vocab_size, dim) */
@@ -74,7 +76,14 @@ typedef struct pb_model {
     struct pb_lora *lora;
     bool owns_lora;
 
-    char format[16];   /* "hf", "gguf", "llama2c", "memory" */
+    /* The backend holding the tensors: NULL for host fp32 (the CPU backend). A model made
+     * by pb_model_to_backend has its weight matrices and embedding table in backend->wtype
+     * and its norms and biases in fp32, all in one backend allocation (dev_block); only the
+     * forward pass (pb_model_forward, KV caches, pb_model_params) works on it. */
+    const struct pb_ops *backend;
+    void *dev_block;
+
+    char format[16];   /* "hf", "gguf", "llama2c", "memory", "device" */
     char *path;        /* what it was loaded from (owned) */
     pb_arena arena;    /* every tensor not in a map, and the layers array */
     pb_mmap *maps;     /* files the weights point into */
@@ -90,6 +99,17 @@ void pb_model_free(pb_model *m);
 /* A deep copy with every tensor in the copy's own arena (no maps, no adapters): pruning,
  * which works in place, can start again from one loaded model. */
 int  pb_model_clone(const pb_model *m, pb_model **out, pb_err *err);
+/* A copy of host model m on backend ops (pb_ops_get): weight matrices and the embedding table
+ * converted to ops->wtype, norms and biases fp32, LoRA adapters merged in (the copy computes
+ * what m with its adapters computes), every tensor in one backend allocation. Errors: m is
+ * itself on a backend, or the backend's memory is short (the message gives the bytes). */
+int  pb_model_to_backend(const pb_model *m, const struct pb_ops *ops, pb_model **out, pb_err *err);
+/* m's backend (the CPU's when m->backend is NULL). */
+const struct pb_ops *pb_model_ops(const pb_model *m);
+/* Whether m's tensors are host memory the caller may read (false on a device backend:
+ * pruning, training and statistics need a host model). */
+bool pb_model_on_host(const pb_model *m);
+
 /* Checks shapes and invariants (n_heads % n_kv_heads, non-NULL tensors, ...). */
 int  pb_model_validate(const pb_model *m, pb_err *err);
 
@@ -107,13 +127,16 @@ int pb_rope_unpermute_rows(float *w, int n_heads, int head_dim, int cols, pb_err
 /* ---- forward ------------------------------------------------------------------------- */
 
 /* Per-layer key/value cache for incremental decoding. Sized per layer, since KV-head counts
- * differ after pruning. Layout per layer: (batch, n_kv_heads, max_len, head_dim). */
+ * differ after pruning. Layout per layer: (batch, n_kv_heads, max_len, head_dim), in the
+ * model's backend memory (ops). */
 typedef struct {
     int batch, max_len;
     int n_layers;
     int *len;          /* (batch) positions already cached for each sequence */
     int *kv_heads, *head_dim; /* (n_layers) shape each layer's buffers were made for (0: none) */
     float **k, **v;    /* (n_layers) -> (batch, n_kv_heads, max_len, head_dim), NULL for attn-less layers */
+    const struct pb_ops *ops; /* where k and v live */
+    void *block;       /* the one backend allocation holding every layer's k and v */
     pb_arena arena;
 } pb_kvcache;
 
@@ -128,7 +151,8 @@ int  pb_kvcache_copy(pb_kvcache *c, int src, int dst, pb_err *err);
 int  pb_kvcache_truncate(pb_kvcache *c, int seq, int len, pb_err *err);
 void pb_kvcache_free(pb_kvcache *c);
 
-/* Scratch buffers for a forward pass, grown on demand; one per thread of control. */
+/* Scratch buffers for a forward pass, grown on demand, in the memory of the backend of the
+ * model it last ran (a state moves with the model it is used for); one per thread of control. */
 typedef struct pb_fwd_state pb_fwd_state;
 pb_fwd_state *pb_fwd_state_new(void);
 void pb_fwd_state_free(pb_fwd_state *s);
@@ -138,17 +162,28 @@ void pb_fwd_state_free(pb_fwd_state *s);
  * With a cache: positions start at cache->len[b] (all equal), keys/values are appended and
  * attention covers the cached prefix too; T may be 1 (decode) or more (chunked prefill).
  * logits: (B, T, vocab_size) fp32, or NULL to skip the LM head; when last_only, only the
- * last position of each sequence is projected and logits is (B, vocab_size).
+ * last position of each sequence is projected and logits is (B, vocab_size). tokens and
+ * logits are host memory whatever the backend (the driver moves them).
  * Returns -1 (with err) on invalid tokens or a cache overflow. */
 int pb_model_forward(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T,
                      pb_kvcache *cache, float *logits, bool last_only, pb_err *err);
+
+/* Next-token scoring that moves no logits: the forward pass of pb_model_forward (with or
+ * without a cache), then for every row i = b*T + t with targets[i] >= 0 (-1: not scored)
+ * nll[i] = -log softmax(logits[i])[targets[i]] (double, pb_logits_nll's formula) and, when
+ * greedy is not NULL, greedy[i] = whether targets[i] is the row's first argmax; unscored
+ * rows get 0. The log-softmax runs where the logits are (on a device only nll and greedy
+ * come back). Fails on a target outside [-1, vocab) or, naming the row, on a non-finite
+ * log-likelihood. */
+int pb_model_score(const pb_model *m, pb_fwd_state *s, const int32_t *tokens, int B, int T, pb_kvcache *cache,
+                   const int32_t *targets, double *nll, uint8_t *greedy, pb_err *err);
 
 /* One layer at a time, for methods that collect statistics layer by layer (Wanda-sp,
  * FLAP): x (B*T, dim) holds the residual stream of B sequences of T tokens at positions
  * 0..T-1 and is updated in place by layer l (x += attn(x), then x += mlp(x)). When not NULL,
  * *att gets the o_proj input (B*T, n_heads*head_dim) and *h the down_proj input
  * (B*T, ffn_dim) of this call (scratch of s, valid until its next use; NULL for a missing
- * sublayer). pb_model_embed fills x with the token embeddings. */
+ * sublayer). pb_model_embed fills x with the token embeddings. Host models only. */
 int pb_model_embed(const pb_model *m, const int32_t *tokens, int n, float *x, pb_err *err);
 int pb_model_layer_forward(const pb_model *m, pb_fwd_state *s, int l, int B, int T, float *x, const float **att,
                            const float **h, pb_err *err);

@@ -25,7 +25,11 @@
  *
  * Importance (pb_importance) gives one kind per call, for every layer (protection does not
  * apply): the joint "module" ranking is asked as attn and mlp separately, since one pb_scores
- * holds one kind. The dry run plans whole blocks of a model whose blocks are all alike. */
+ * holds one kind. The dry run plans whole blocks of a model whose blocks are all alike.
+ *
+ * With o->memo, the scores of the unpruned model (one-shot ranking, the first step of an
+ * iterative one, importance) are kept per criterion and calibration and reused at every
+ * amount and granularity; PPL then runs one forward pass per candidate per memo, not per run. */
 #include "prune_internal.h"
 
 #include <math.h>
@@ -176,7 +180,7 @@ static int ppl_without(const pb_model *m, pb_layer *ly, const cand *x, const pb_
 }
 
 /* Fills x[i].score for the n candidates of m with o's criterion. */
-static int score_cands(const pb_model *m, const pb_prune_opts *o, cand *x, int n, pb_err *err) {
+static int compute_cands(const pb_model *m, const pb_prune_opts *o, cand *x, int n, pb_err *err) {
     int L = m->cfg.n_layers, crit = crit_id(o);
     if (n == 0) return 0;
     if (crit == C_MAGNITUDE) {
@@ -209,6 +213,103 @@ static int score_cands(const pb_model *m, const pb_prune_opts *o, cand *x, int n
         if (isnan(x[i].score))
             return pb_err_set(err, "prune: depth %s score of layer %d's %s is not a number", crit_name(o), x[i].orig,
                               pb_struct_kind_names[x[i].kind]);
+    return 0;
+}
+
+/* ---- the score memo ------------------------------------------------------------------- */
+
+/* One memo entry per criterion and calibration: every candidate's score on the unpruned
+ * model, by original layer * 3 + kind (BLOCK, ATTN, MLP), NAN until computed. A score does
+ * not depend on the granularity asked, the protection or the amount, so block, attn, mlp
+ * and module runs at every ratio share it, and pb_importance's tables come from it too. */
+typedef struct {
+    int L;
+    double *v; /* (L * 3) */
+} depth_memo;
+
+static void depth_memo_free(void *p) {
+    depth_memo *d = p;
+    if (d) free(d->v);
+    free(d);
+}
+
+/* The entry of o's criterion for m (created empty when absent); *out NULL when there is no
+ * memo, when the key does not fit, or when the entry was made for a model of another depth. */
+static int memo_entry(const pb_model *m, const pb_prune_opts *o, depth_memo **out, pb_err *err) {
+    *out = NULL;
+    pb_prune_opts k = *o; /* only what changes a depth score */
+    k.criterion = crit_name(o);
+    k.granularity = PB_S_BLOCK;
+    k.module_joint = false;
+    k.aggregation = k.structure = k.metric = NULL;
+    k.seed = 0;
+    if (crit_id(o) == C_MAGNITUDE) k.calib = NULL;
+    char key[PB_MEMO_KEY_MAX];
+    if (!o->memo || pb_prune_memo_key(&k, "depth", key, sizeof key) != 0) return 0;
+    depth_memo *d = pb_prune_memo_get(o->memo, key);
+    if (d) {
+        *out = d->L == m->cfg.n_layers ? d : NULL;
+        return 0;
+    }
+    int L = m->cfg.n_layers;
+    d = calloc(1, sizeof *d);
+    if (d && !(d->v = malloc(sizeof(double) * (size_t)(3 * L + 1)))) d = (free(d), NULL);
+    PB_CHECK_ALLOC(d, err);
+    d->L = L;
+    for (int i = 0; i < 3 * L; i++) d->v[i] = NAN;
+    PB_TRY(pb_prune_memo_put(o->memo, key, d, depth_memo_free, err));
+    *out = d;
+    return 0;
+}
+
+/* Every structure of m, of every kind, in layer order: what one Taylor pass (or the cheap
+ * magnitude sums) scores at once. */
+static int all_cands(const pb_model *m, cand **out, int *n_out, pb_err *err) {
+    int L = m->cfg.n_layers, n = 0;
+    cand *x = malloc(sizeof *x * (size_t)(3 * L + 1));
+    PB_CHECK_ALLOC(x, err);
+    for (int l = 0; l < L; l++) {
+        const pb_layer *Ly = &m->layers[l];
+        for (int k = PB_S_BLOCK; k <= PB_S_MLP; k++) {
+            if ((k == PB_S_ATTN && !Ly->has_attn) || (k == PB_S_MLP && !Ly->has_mlp)) continue;
+            x[n++] = (cand){l, l, (pb_struct_kind)k, 0, 0.0, false};
+        }
+    }
+    *out = x;
+    *n_out = n;
+    return 0;
+}
+
+/* compute_cands through the memo: scores it already holds are read, the missing ones are
+ * computed and kept. m must be the unpruned model (current numbering = original) when
+ * use_memo: the one-shot run before any removal, and importance. PPL computes only the
+ * missing candidates (a forward pass each); magnitude and Taylor fill every structure of
+ * every kind, as one pass gives them all. */
+static int score_cands(const pb_model *m, const pb_prune_opts *o, cand *x, int n, bool use_memo, pb_err *err) {
+    if (n == 0) return 0;
+    depth_memo *d = NULL;
+    for (int i = 0; use_memo && i < n; i++) use_memo = x[i].layer == x[i].orig;
+    if (use_memo) PB_TRY(memo_entry(m, o, &d, err));
+    if (!d) return compute_cands(m, o, x, n, err);
+    cand *y = NULL;
+    int ny = 0, rc = 0;
+    for (int i = 0; i < n; i++) ny += isnan(d->v[x[i].orig * 3 + x[i].kind]);
+    int missing = ny;
+    if (missing && crit_id(o) == C_PPL) {
+        y = malloc(sizeof *y * (size_t)missing);
+        PB_CHECK_ALLOC(y, err);
+        ny = 0;
+        for (int i = 0; i < n; i++)
+            if (isnan(d->v[x[i].orig * 3 + x[i].kind])) y[ny++] = x[i];
+    } else if (missing) {
+        PB_TRY(all_cands(m, &y, &ny, err));
+    }
+    if (missing) rc = compute_cands(m, o, y, ny, err);
+    for (int i = 0; rc == 0 && i < ny; i++) d->v[y[i].orig * 3 + y[i].kind] = y[i].score;
+    free(y);
+    PB_TRY(rc);
+    for (int i = 0; i < n; i++) x[i].score = d->v[x[i].orig * 3 + x[i].kind];
+    pb_prune_memo_tally(o->memo, missing < n, missing > 0);
     return 0;
 }
 
@@ -269,7 +370,7 @@ static int score_depth(const pb_model *m, const pb_prune_opts *o, pb_scores *s, 
     cand *x;
     int n, n_free; /* importance covers protected layers too */
     PB_TRY(gather(m, o, NULL, m->cfg.n_layers, NULL, &x, &n, &n_free, err));
-    int rc = score_cands(m, o, x, n, err);
+    int rc = score_cands(m, o, x, n, true, err);
     if (rc == 0) rc = pb_scores_alloc(s, m, o->granularity, err);
     for (int i = 0; rc == 0 && i < n; i++) s->score[x[i].layer][0] = x[i].score;
     free(x);
@@ -314,7 +415,8 @@ static int64_t smallest(const cand *x, int n) {
 
 static int run_one_shot(pb_model *m, depth_run *d, cand *x, int n, int k, pb_prune_result *r, pb_err *err) {
     if (d->budget >= 0 && (n == 0 || (double)smallest(x, n) > d->budget)) return 0; /* nothing fits: no scoring */
-    PB_TRY(score_cands(m, d->o, x, n, err));
+    /* the model is still the unpruned one here: its scores may come from (and go to) the memo */
+    PB_TRY(score_cands(m, d->o, x, n, true, err));
     qsort(x, (size_t)n, sizeof *x, cand_cmp);
     if (d->budget >= 0) {
         double sum = 0;
@@ -333,7 +435,9 @@ static int run_iterative(pb_model *m, depth_run *d, int k, pb_prune_result *r, p
             free(x);
             return 0;
         }
-        int rc = score_cands(m, d->o, x, n, err), best = 0;
+        /* the memo only for the first step: later ones re-score the model as the removals
+         * so far left it */
+        int rc = score_cands(m, d->o, x, n, step == 0, err), best = 0;
         for (int i = 1; rc == 0 && i < n; i++)
             if (cand_cmp(&x[i], &x[best]) < 0) best = i;
         bool fits = d->budget < 0 || removed + (double)x[best].params <= d->budget;

@@ -33,7 +33,11 @@
  * comes from --ratio, a fraction of ALL parameters: the p on pb_prune_solve's 1e-6 grid whose
  * actual removal (units' parameters, minus the new biases, plus the norms and biases of
  * modules that go whole) is closest to ratio * pb_model_params; that p is close to
- * ratio * pb_model_params / pb_prune_block_params. */
+ * ratio * pb_model_params / pb_prune_block_params.
+ *
+ * With o->memo, the dense model's statistics and scores (one activation pass) are collected
+ * once per metric and calibration and read by every run (either structure, any p or ratio)
+ * and by importance; nothing writes to them after collection. */
 #include "width_act.h"
 
 #include <math.h>
@@ -46,7 +50,7 @@ typedef enum { FLAP_WIFV, FLAP_IFV, FLAP_WIFN } flap_metric;
 
 typedef struct {
     flap_metric metric;
-    bool ulum;                 /* false: al-am */
+    bool ulum;                 /* options() only (false: al-am); not part of a collected state */
     int L;
     int *G, *F;                /* (L) head units, channels (0: no such module) */
     double **head, **chan;     /* (L) -> (G[l]), (F[l]) standardised scores */
@@ -156,6 +160,67 @@ static int collect(const pb_model *m, const pb_prune_opts *o, flap_state *f, pb_
         state_free(f);
         return -1;
     }
+    return 0;
+}
+
+/* ---- the score memo ------------------------------------------------------------------ */
+
+/* The collected state (standardised scores and baselines of the dense model) depends on the
+ * metric and the calibration windows only, and nothing reads it but to rank, select and
+ * compensate: the memo keeps one per metric for every structure, p and ratio. */
+static const char *const metric_names[] = {"wifv", "ifv", "wifn"};
+
+static void state_free_heap(void *p) {
+    if (p) state_free(p);
+    free(p);
+}
+
+/* Whether f was collected on a model shaped like m. */
+static bool state_fits(const flap_state *f, const pb_model *m) {
+    if (f->L != m->cfg.n_layers) return false;
+    for (int l = 0; l < f->L; l++) {
+        const pb_layer *L = &m->layers[l];
+        if (f->G[l] != (L->has_attn ? L->n_kv_heads : 0) || f->F[l] != (L->has_mlp ? L->ffn_dim : 0)) return false;
+    }
+    return true;
+}
+
+/* *out: m's state under metric, from o->memo (collected and kept there when absent) or, with
+ * no memo or one made for another shape, collected into own (which the caller frees). */
+static int state_of(const pb_model *m, const pb_prune_opts *o, flap_metric metric, flap_state *own,
+                    const flap_state **out, pb_err *err) {
+    pb_prune_opts k = *o; /* only what changes the state */
+    k.criterion = k.structure = k.aggregation = NULL;
+    k.metric = metric_names[metric];
+    k.granularity = PB_S_HEAD;
+    k.module_joint = false;
+    k.layer_start = k.layer_end = -1;
+    k.seed = 0;
+    char key[PB_MEMO_KEY_MAX];
+    if (o->memo && pb_prune_memo_key(&k, "flap", key, sizeof key) == 0) {
+        flap_state *e = pb_prune_memo_get(o->memo, key);
+        if (e && state_fits(e, m)) {
+            pb_prune_memo_tally(o->memo, 1, 0);
+            *out = e;
+            return 0;
+        }
+        if (!e) {
+            e = calloc(1, sizeof *e);
+            PB_CHECK_ALLOC(e, err);
+            e->metric = metric;
+            if (collect(m, o, e, err) != 0) {
+                free(e);
+                return -1;
+            }
+            PB_TRY(pb_prune_memo_put(o->memo, key, e, state_free_heap, err));
+            pb_prune_memo_tally(o->memo, 0, 1);
+            *out = e;
+            return 0;
+        }
+    }
+    own->metric = metric;
+    PB_TRY(collect(m, o, own, err));
+    *out = own;
     return 0;
 }
 
@@ -382,21 +447,22 @@ static int check(const pb_model *m, const pb_prune_opts *o, pb_err *err) {
 }
 
 static int run(pb_model *m, const pb_prune_opts *o, pb_prune_result *r, pb_err *err) {
-    flap_state f = {0};
-    PB_TRY(options(o, true, &f, err));
-    PB_TRY(collect(m, o, &f, err));
+    flap_state cfg = {0}, own = {0};
+    const flap_state *f;
+    PB_TRY(options(o, true, &cfg, err));
+    PB_TRY(state_of(m, o, cfg.metric, &own, &f, err));
     bool comp = !o->no_bias_compensation;
     ranking rk = {0};
     selection s = {0};
     double p = o->native;
-    int rc = sel_alloc(&s, &f, err);
-    if (rc == 0 && f.ulum) {
+    int rc = sel_alloc(&s, f, err);
+    if (rc == 0 && cfg.ulum) {
         rc = pb_act_uniform_p(m, o, comp, WHAT, &p, err);
-        if (rc == 0) rc = select_ulum(&f, p, &s, err);
+        if (rc == 0) rc = select_ulum(f, p, &s, err);
     } else if (rc == 0) {
-        rc = rank_all(m, &f, &rk, err);
+        rc = rank_all(m, f, &rk, err);
         if (rc == 0 && o->native < 0.0) {
-            size_t L = (size_t)(f.L ? f.L : 1);
+            size_t L = (size_t)(f->L ? f->L : 1);
             alam_solve a = {*o, &rk, calloc(L, sizeof(int)), calloc(L, sizeof(int)), comp};
             if (!a.kh || !a.kc) rc = pb_err_set(err, WHAT ": out of memory");
             double target = o->ratio * (double)pb_model_params(m);
@@ -410,12 +476,12 @@ static int run(pb_model *m, const pb_prune_opts *o, pb_prune_result *r, pb_err *
         }
         if (rc == 0) select_alam(&rk, cut(&rk, p), &s);
     }
-    for (int l = 0; rc == 0 && comp && l < f.L; l++) rc = compensate(m, l, &f, &s, err);
-    if (rc == 0) rc = remove_selected(m, o, &f, &s, r, err);
+    for (int l = 0; rc == 0 && comp && l < f->L; l++) rc = compensate(m, l, f, &s, err);
+    if (rc == 0) rc = remove_selected(m, o, f, &s, r, err);
     free(rk.u);
     free(rk.cum);
-    sel_free(&s, f.L);
-    state_free(&f);
+    sel_free(&s, f->L);
+    state_free(&own); /* the memo's state stays in the memo */
     return rc;
 }
 
@@ -423,15 +489,16 @@ static int score(const pb_model *m, const pb_prune_opts *o, pb_scores *out, pb_e
     if (o->granularity != PB_S_HEAD && o->granularity != PB_S_CHANNEL)
         return pb_err_set(err, WHAT ": scores head units and FFN channels (--granularity head or channel), not %s",
                           (unsigned)o->granularity < 5 ? pb_struct_kind_names[o->granularity] : "?");
-    flap_state f = {0};
-    PB_TRY(options(o, false, &f, err));
-    PB_TRY(collect(m, o, &f, err));
+    flap_state cfg = {0}, own = {0};
+    const flap_state *f;
+    PB_TRY(options(o, false, &cfg, err));
+    PB_TRY(state_of(m, o, cfg.metric, &own, &f, err));
     int rc = pb_scores_alloc(out, m, o->granularity, err);
-    for (int l = 0; rc == 0 && l < f.L; l++) {
+    for (int l = 0; rc == 0 && l < f->L; l++) {
         bool head = o->granularity == PB_S_HEAD;
-        memcpy(out->score[l], head ? f.head[l] : f.chan[l], sizeof(double) * (size_t)(head ? f.G[l] : f.F[l]));
+        memcpy(out->score[l], head ? f->head[l] : f->chan[l], sizeof(double) * (size_t)(head ? f->G[l] : f->F[l]));
     }
-    state_free(&f);
+    state_free(&own);
     return rc;
 }
 

@@ -34,7 +34,11 @@
  * every window before the next, so sum_j g_j and sum_j g_j^2 of the layer in progress sit
  * in two layer-sized fp32 buffers (LLM-Pruner's acc_grad is model-sized). g is taken as
  * (1/N) sum_j g_j: every window has the same T-1 labelled positions, so the mean of the
- * per-window means is the batch token mean that LLM-Pruner differentiates (up to rounding). */
+ * per-window means is the batch token mean that LLM-Pruner differentiates (up to rounding).
+ *
+ * With o->memo, one pass scores head units and channels of every layer of the unpruned model
+ * and the memo keeps both tables: every group ratio, ratio and layer range of the same
+ * criterion and aggregation, and the importance of either granularity, read them. */
 #include "width_common.h"
 
 #include <math.h>
@@ -44,9 +48,10 @@
 typedef enum { CR_FIRST, CR_SECOND, CR_MIX, CR_VECTOR } lp_crit;
 typedef enum { AG_SUM, AG_MEAN, AG_MAX, AG_PROD, AG_FIRST } lp_agg;
 
+static const char *const cn[] = {"param_first", "param_second", "param_mix", "vectorize"};
+static const char *const an[] = {"sum", "mean", "max", "prod", "first"};
+
 static int parse_names(const pb_prune_opts *o, lp_crit *c, lp_agg *a, pb_err *err) {
-    static const char *const cn[] = {"param_first", "param_second", "param_mix", "vectorize"};
-    static const char *const an[] = {"sum", "mean", "max", "prod", "first"};
     *c = CR_FIRST;
     *a = AG_SUM;
     if (o->criterion && strcmp(o->criterion, "taylor") != 0) {
@@ -289,6 +294,68 @@ static int lp_scores(const pb_model *m, const pb_prune_opts *o, const bool *laye
     return rc;
 }
 
+/* ---- the score memo ------------------------------------------------------------------ */
+
+/* Head-unit and channel scores of every layer of the unpruned model, from one gradient pass:
+ * a layer's scores depend only on its own tensors' gradients, so scoring every layer gives
+ * the in-range layers exactly what a range-limited pass gives, and the layer range (which
+ * pb_width_select applies: layers outside get no count) stays out of the key. */
+typedef struct {
+    pb_scores heads, chans;
+} lp_memo;
+
+static void lp_memo_free(void *p) {
+    lp_memo *e = p;
+    if (!e) return;
+    pb_scores_free(&e->heads);
+    pb_scores_free(&e->chans);
+    free(e);
+}
+
+/* o's entry for m, computed and kept when absent; *out NULL without a memo, when the key does
+ * not fit, or when the entry does not have m's shape (then the caller computes as without). */
+static int lp_memo_scores(const pb_model *m, const pb_prune_opts *o, const lp_memo **out, pb_err *err) {
+    *out = NULL;
+    lp_crit crit;
+    lp_agg agg;
+    PB_TRY(parse_names(o, &crit, &agg, err));
+    pb_prune_opts k = *o; /* only what changes a score, spelt one way ("taylor" is param_first) */
+    k.criterion = cn[crit];
+    k.aggregation = an[agg];
+    k.granularity = PB_S_HEAD;
+    k.module_joint = false;
+    k.layer_start = k.layer_end = -1;
+    k.structure = k.metric = NULL;
+    k.seed = 0;
+    char key[PB_MEMO_KEY_MAX];
+    if (!o->memo || pb_prune_memo_key(&k, "llm-pruner", key, sizeof key) != 0) return 0;
+    lp_memo *e = pb_prune_memo_get(o->memo, key);
+    if (e) {
+        if (pb_scores_fit(&e->heads, m) && pb_scores_fit(&e->chans, m)) {
+            pb_prune_memo_tally(o->memo, 1, 0);
+            *out = e;
+        }
+        return 0;
+    }
+    int L = m->cfg.n_layers;
+    bool *on = malloc(sizeof(bool) * (size_t)(L ? L : 1));
+    e = calloc(1, sizeof *e);
+    int rc = on && e ? 0 : pb_err_set(err, "llm-pruner: out of memory");
+    for (int l = 0; rc == 0 && l < L; l++) on[l] = true;
+    if (rc == 0) rc = pb_scores_alloc(&e->heads, m, PB_S_HEAD, err);
+    if (rc == 0) rc = pb_scores_alloc(&e->chans, m, PB_S_CHANNEL, err);
+    if (rc == 0) rc = lp_scores(m, o, on, &e->heads, &e->chans, err);
+    free(on);
+    if (rc) {
+        lp_memo_free(e);
+        return -1;
+    }
+    PB_TRY(pb_prune_memo_put(o->memo, key, e, lp_memo_free, err));
+    pb_prune_memo_tally(o->memo, 0, 1);
+    *out = e;
+    return 0;
+}
+
 /* ---- the method ------------------------------------------------------------------------- */
 
 static int check_llm(const pb_model *m, const pb_prune_opts *o, pb_err *err) {
@@ -303,6 +370,9 @@ static int check_llm(const pb_model *m, const pb_prune_opts *o, pb_err *err) {
 static int run_llm(pb_model *m, const pb_prune_opts *o, pb_prune_result *r, pb_err *err) {
     double ratio;
     PB_TRY(pb_width_group_ratio(m, o, "llm-pruner", &ratio, err));
+    const lp_memo *e;
+    PB_TRY(lp_memo_scores(m, o, &e, err));
+    if (e) return pb_width_select(m, o, ratio, &e->heads, &e->chans, r, err);
     int L = m->cfg.n_layers;
     bool *on = calloc((size_t)(L ? L : 1), sizeof(bool));
     PB_CHECK_ALLOC(on, err);
@@ -325,6 +395,9 @@ static int score_llm(const pb_model *m, const pb_prune_opts *o, pb_scores *s, pb
     if (o->granularity != PB_S_HEAD && o->granularity != PB_S_CHANNEL)
         return pb_err_set(err, "importance: llm-pruner scores head units and channels (--granularity head or "
                                "channel), not %s", pb_struct_kind_names[o->granularity]);
+    const lp_memo *e;
+    PB_TRY(lp_memo_scores(m, o, &e, err));
+    if (e) return pb_scores_copy(s, o->granularity == PB_S_HEAD ? &e->heads : &e->chans, err);
     int L = m->cfg.n_layers;
     bool *on = malloc(sizeof(bool) * (size_t)(L ? L : 1));
     PB_CHECK_ALLOC(on, err);

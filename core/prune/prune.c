@@ -145,7 +145,29 @@ int pb_importance(const pb_model *m, const pb_prune_opts *o, pb_scores *out, pb_
     PB_TRY(check_common(m, o, err));
     if (p->check) PB_TRY(p->check(m, o, err));
     if (!p->score) return pb_err_set(err, "importance: method %s has no importance scores of its own", p->name);
-    return p->score(m, o, out, err);
+    /* with a memo: any method's scores once per key; the caller always gets its own copy.
+     * Scores shaped for another model (a memo used against its contract) are not reused,
+     * and what this model gives is then not stored either. */
+    char key[PB_MEMO_KEY_MAX];
+    pb_prune_opts plain = *o;
+    plain.memo = NULL;
+    if (!o->memo || pb_prune_memo_key(o, "importance", key, sizeof key) != 0) return p->score(m, o, out, err);
+    const pb_scores *hit = pb_prune_memo_get(o->memo, key);
+    if (hit && !pb_scores_fit(hit, m)) return p->score(m, &plain, out, err);
+    if (hit) {
+        pb_prune_memo_tally(o->memo, 1, 0);
+        return pb_scores_copy(out, hit, err);
+    }
+    PB_TRY(p->score(m, o, out, err));
+    pb_prune_memo_tally(o->memo, 0, 1);
+    pb_scores *keep = malloc(sizeof *keep);
+    pb_err ignored;
+    /* a copy that cannot be kept only costs the reuse: the scores themselves are fine */
+    if (keep && pb_scores_copy(keep, out, &ignored) == 0)
+        (void)pb_prune_memo_put(o->memo, key, keep, pb_scores_free_heap, &ignored);
+    else
+        free(keep);
+    return 0;
 }
 
 int pb_prune_dry_run(pb_model *shape, const pb_prune_opts *o, pb_prune_result *r, pb_err *err) {

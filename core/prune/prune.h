@@ -79,6 +79,21 @@ typedef struct {
 int  pb_scores_alloc(pb_scores *s, const pb_model *m, pb_struct_kind kind, pb_err *err);
 void pb_scores_free(pb_scores *s);
 
+/* ---- reusing scores across amounts ------------------------------------------------------- */
+
+/* What the methods computed on one model (unpruned, same weights) for one amount, kept for
+ * another: a sweep over ratios of one criterion scores the model once. Each entry is keyed
+ * by everything that may change a score (method, criterion, aggregation, metric, seed, the
+ * calibration windows, ...) and nothing about the amount (ratio, count, native, protection,
+ * mask_only), so a result with a memo is identical to one without. A memo is valid for ONE
+ * model: the caller frees it when the model changes. Not thread-safe. */
+typedef struct pb_prune_memo pb_prune_memo;
+
+pb_prune_memo *pb_prune_memo_new(void);      /* NULL: out of memory */
+void pb_prune_memo_free(pb_prune_memo *memo);
+/* Lookups that reused something (hits) and that computed something (misses), so far. */
+void pb_prune_memo_stats(const pb_prune_memo *memo, int *hits, int *misses);
+
 /* ---- methods -------------------------------------------------------------------------------- */
 
 typedef struct {
@@ -104,9 +119,12 @@ typedef struct {
     uint64_t seed;           /* random */
     bool mask_only;          /* zero the structures instead of slicing them (tests, masks) */
     const pb_calib *calib;   /* methods and criteria that need data */
+    pb_prune_memo *memo;     /* NULL: none. What a method computed on this same model (unpruned, same
+                                weights) for another amount, reused: valid for one model; the caller
+                                frees it when the model changes */
 } pb_prune_opts;
 
-/* Defaults: ratio/count/native unset, protect 0/0, one-shot, all layers, sum, al-am, wifv. */
+/* Defaults: ratio/count/native unset, protect 0/0, one-shot, all layers, sum, al-am, wifv, no memo. */
 void pb_prune_opts_default(pb_prune_opts *o);
 
 typedef struct {
@@ -123,7 +141,8 @@ void pb_prune_result_free(pb_prune_result *r);
 int pb_prune(pb_model *m, const pb_prune_opts *o, pb_prune_result *r, pb_err *err);
 
 /* Importance scores as the method and criterion of o compute them, at o->granularity,
- * without pruning (the `importance` command). */
+ * without pruning (the `importance` command). With o->memo, the scores of m are computed
+ * once per memo and key and copied out (out is always the caller's own). */
 int pb_importance(const pb_model *m, const pb_prune_opts *o, pb_scores *out, pb_err *err);
 
 /* What can be planned without weights (`prune --dry-run` on a config-only folder, loaded

@@ -46,6 +46,40 @@ int64_t pb_prune_block_params(const pb_model *m);
 double pb_prune_solve(double target, int64_t (*removed)(const pb_model *m, const pb_prune_opts *o, double x),
                       const pb_model *m, const pb_prune_opts *o);
 
+/* ---- the score memo (memo.c) ------------------------------------------------------------ */
+
+/* The value stored under key, or NULL (also when memo is NULL). Lookups do not count: the
+ * caller says what it reused and what it computed with pb_prune_memo_tally. */
+void *pb_prune_memo_get(pb_prune_memo *memo, const char *key);
+/* Stores value under key (replacing and freeing an entry of that key); the memo owns value
+ * afterwards and frees it with free_fn (also when storing fails). */
+int pb_prune_memo_put(pb_prune_memo *memo, const char *key, void *value, void (*free_fn)(void *), pb_err *err);
+/* Adds to the counters of pb_prune_memo_stats: every reuse counts a hit, every computation a
+ * miss (NULL memo: nothing). */
+void pb_prune_memo_tally(pb_prune_memo *memo, int hits, int misses);
+
+/* The key of what o computes: what (the kind of entry, e.g. "depth"), method, criterion,
+ * granularity, module_joint, layer range, aggregation, structure, metric, seed, and the
+ * calibration windows (source, n, T, a hash of every id); nothing about the amount (ratio,
+ * count, native, protect_*, iterative, mask_only). A method whose entry does not depend on
+ * some of these fields normalises them in a copy of o first, so that more runs share it
+ * (and one whose entry depends on more would append its fields to the key).
+ * -1 when the key does not fit cap (the caller then goes without the memo). */
+int pb_prune_memo_key(const pb_prune_opts *o, const char *what, char *buf, size_t cap);
+/* A pb_mix64 hash of the windows' shape and every id (0 for NULL). */
+uint64_t pb_calib_fingerprint(const pb_calib *c);
+
+/* Room for any key (a calibration file's path is its longest part). */
+#define PB_MEMO_KEY_MAX 4608
+
+/* Whether s has m's shape at s->kind (per layer: n_kv_heads / ffn_dim, 0 without the
+ * module; 1 for block / attn / mlp), i.e. was computed on a model shaped like m. */
+bool pb_scores_fit(const pb_scores *s, const pb_model *m);
+/* A deep copy of src into dst (dst's previous content is not freed). */
+int pb_scores_copy(pb_scores *dst, const pb_scores *src, pb_err *err);
+/* pb_scores_free + free, as a memo entry's free_fn. */
+void pb_scores_free_heap(void *s);
+
 /* ---- calibration passes ------------------------------------------------------------------ */
 
 /* Mean next-token NLL over every calibration window (positions 1..T-1), the PPL criterion's

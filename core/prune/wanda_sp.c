@@ -15,7 +15,12 @@
  * p is --p (o->native) or comes from --ratio (a fraction of ALL parameters, embeddings
  * included): the p on pb_prune_solve's 1e-6 grid whose per-layer counts remove closest to
  * ratio * pb_model_params (the counts do not depend on the weights). importance scores are
- * the dense model's (no sequential pruning). */
+ * the dense model's (no sequential pruning).
+ *
+ * The score memo (o->memo) cannot serve a run: layer l's statistics come from the model with
+ * layers < l already pruned at this run's p, so they differ from one amount to the next.
+ * The dense importance scores can: with a memo, one activation pass gives both head-unit
+ * and channel scores, and the memo keeps them for either granularity. */
 #include "width_act.h"
 
 #include <math.h>
@@ -30,7 +35,7 @@ typedef struct {
     const pb_prune_opts *o;
     double p;
     pb_prune_result *r;     /* run */
-    pb_scores *out;         /* scores */
+    pb_scores *heads, *chans; /* scores (either may be NULL); both NULL for a run */
 } wanda_ctx;
 
 /* c_j = mean_i |W_ij| * sqrt(s_j) for W (D, C). */
@@ -56,9 +61,9 @@ static int layer_cb(void *vctx, int l, const pb_act_layer *st, bool *changed, pb
             for (int j = 0; j < per; j++) head[g] += ca[g * per + j];
     }
     if (rc == 0 && F) channel_scores(&st->mlp, L->w_down, D, chan);
-    if (rc == 0 && c->out) {
-        const double *src = c->out->kind == PB_S_HEAD ? head : chan;
-        memcpy(c->out->score[l], src, sizeof(double) * (size_t)c->out->count[l]);
+    if (rc == 0 && (c->heads || c->chans)) {
+        if (c->heads) memcpy(c->heads->score[l], head, sizeof(double) * (size_t)c->heads->count[l]);
+        if (c->chans) memcpy(c->chans->score[l], chan, sizeof(double) * (size_t)c->chans->count[l]);
     } else if (rc == 0) {
         int kh = pb_act_uniform_count(G, c->p), kc = pb_act_uniform_count(F, c->p), n = 0;
         if (pb_act_lowest(head, G, kh, idx) || pb_act_lowest(chan, F, kc, idx + kh)) {
@@ -96,18 +101,69 @@ static int check(const pb_model *m, const pb_prune_opts *o, pb_err *err) {
 }
 
 static int run(pb_model *m, const pb_prune_opts *o, pb_prune_result *r, pb_err *err) {
+    /* no memo: each layer's statistics depend on this run's p through the layers before it */
     PB_TRY(options(o, true, err));
     wanda_ctx c = {.m = m, .cm = m, .o = o, .r = r};
     PB_TRY(pb_act_uniform_p(m, o, false, WHAT, &c.p, err));
     return pb_act_walk(m, o->calib, false, true, layer_cb, &c, WHAT, err);
 }
 
+typedef struct {
+    pb_scores heads, chans;
+} wanda_memo;
+
+static void wanda_memo_free(void *p) {
+    wanda_memo *e = p;
+    if (!e) return;
+    pb_scores_free(&e->heads);
+    pb_scores_free(&e->chans);
+    free(e);
+}
+
+/* Both tables of the dense model in one pass, kept in o->memo (*out NULL without a memo, when
+ * the key does not fit, or when the entry has another model's shape). */
+static int memo_scores(const pb_model *m, const pb_prune_opts *o, const wanda_memo **out, pb_err *err) {
+    *out = NULL;
+    pb_prune_opts k = *o; /* only the calibration windows change these scores */
+    k.criterion = k.aggregation = k.structure = k.metric = NULL;
+    k.granularity = PB_S_HEAD;
+    k.module_joint = false;
+    k.layer_start = k.layer_end = -1;
+    k.seed = 0;
+    char key[PB_MEMO_KEY_MAX];
+    if (!o->memo || pb_prune_memo_key(&k, WHAT, key, sizeof key) != 0) return 0;
+    wanda_memo *e = pb_prune_memo_get(o->memo, key);
+    if (e) {
+        if (pb_scores_fit(&e->heads, m) && pb_scores_fit(&e->chans, m)) {
+            pb_prune_memo_tally(o->memo, 1, 0);
+            *out = e;
+        }
+        return 0;
+    }
+    e = calloc(1, sizeof *e);
+    PB_CHECK_ALLOC(e, err);
+    wanda_ctx c = {.cm = m, .o = o, .heads = &e->heads, .chans = &e->chans};
+    if (pb_scores_alloc(&e->heads, m, PB_S_HEAD, err) != 0 || pb_scores_alloc(&e->chans, m, PB_S_CHANNEL, err) != 0 ||
+        pb_act_walk(m, o->calib, false, false, layer_cb, &c, WHAT, err) != 0) {
+        wanda_memo_free(e);
+        return -1;
+    }
+    PB_TRY(pb_prune_memo_put(o->memo, key, e, wanda_memo_free, err));
+    pb_prune_memo_tally(o->memo, 0, 1);
+    *out = e;
+    return 0;
+}
+
 static int score(const pb_model *m, const pb_prune_opts *o, pb_scores *out, pb_err *err) {
     if (o->granularity != PB_S_HEAD && o->granularity != PB_S_CHANNEL)
         return pb_err_set(err, WHAT ": scores head units and FFN channels (--granularity head or channel), not %s",
                           (unsigned)o->granularity < 5 ? pb_struct_kind_names[o->granularity] : "?");
+    bool head = o->granularity == PB_S_HEAD;
+    const wanda_memo *e;
+    PB_TRY(memo_scores(m, o, &e, err));
+    if (e) return pb_scores_copy(out, head ? &e->heads : &e->chans, err);
     PB_TRY(pb_scores_alloc(out, m, o->granularity, err));
-    wanda_ctx c = {.cm = m, .o = o, .out = out};
+    wanda_ctx c = {.cm = m, .o = o, .heads = head ? out : NULL, .chans = head ? NULL : out};
     if (pb_act_walk(m, o->calib, false, false, layer_cb, &c, WHAT, err) != 0) {
         pb_scores_free(out);
         return -1;

@@ -70,7 +70,7 @@ static void check_case(int T, int p0, int NH, int NKV, int HD, size_t every) {
             }
     att_ctx c = {qd, kd, vd, rd, ref, T, p0, NH, NKV, HD, stride};
     const pb_ops *ops = pb_ops_cpu();
-    ops->attention(out, q, k, v, T, p0, NH, NKV, HD, stride);
+    ops->attention(out, q, k, v, 1, T, p0, NH, NKV, HD, stride, 0);
     att_fwd(&c, ref);
     check_fwd("attention", out, ref, nq);
 

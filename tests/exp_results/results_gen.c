@@ -98,8 +98,19 @@ static void write_run(const char *dir, const cJSON *o) {
         int n = 0;
         double *s = f64s(cJSON_GetObjectItem(j, "scores"), &n);
         int rows = (int)i64(cJSON_GetObjectItem(j, "rows")), cols = (int)i64(cJSON_GetObjectItem(j, "cols"));
-        rc = pb_result_importance(r, s, rows, cols, &err);
+        const cJSON *nm = cJSON_GetObjectItem(j, "name"), *gr = cJSON_GetObjectItem(j, "granularity");
+        rc = pb_result_importance(r, cJSON_IsString(nm) ? nm->valuestring : NULL,
+                                  cJSON_IsString(gr) ? gr->valuestring : NULL, s, rows, cols, &err);
         free(s);
+        /* a second table beside the main one (width methods' channel scores) */
+        const cJSON *ch = cJSON_GetObjectItem(j, "channels");
+        if (!rc && ch) {
+            s = f64s(cJSON_GetObjectItem(ch, "scores"), &n);
+            rows = (int)i64(cJSON_GetObjectItem(ch, "rows"));
+            cols = (int)i64(cJSON_GetObjectItem(ch, "cols"));
+            rc = pb_result_importance(r, "channels", "channel", s, rows, cols, &err);
+            free(s);
+        }
     }
     if (!rc && (j = cJSON_GetObjectItem(o, "training"))) {
         int n = 0, m;

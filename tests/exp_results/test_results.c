@@ -83,7 +83,7 @@ static void write_full(const char *dir, const char *run_id, pb_err *err) {
     CHECK(pb_result_zeroshot_mean(r, 66.0, err) == 0);
     CHECK(pb_result_latency(r, 1, 5.0, 1.5, 666.0, 1 << 20, err) == 0);
     CHECK(pb_result_latency(r, 4, 9.0, 2.0, 2000.0, 1 << 21, err) == 0);
-    CHECK(pb_result_importance(r, scores, 5, 1, err) == 0);
+    CHECK(pb_result_importance(r, NULL, "block", scores, 5, 1, err) == 0);
     CHECK(pb_result_training(r, step, loss, NULL, NULL, val, 3, err) == 0);
     /* a second write of a group replaces it */
     CHECK(pb_result_ppl(r, "wikitext2", 21.5, log(21.5), 0.01, 4096, 32, 128, err) == 0);
@@ -272,6 +272,7 @@ int main(void) {
     fprintf(stderr, "expected error: %s\n", err.msg);
     REQUIRE(pb_result_begin(&r, dir, &id, &err) == 0, "begin: %s", err.msg);
     int32_t one[1] = {1}, bad[3] = {7, 0, 0};   /* block 7 of a 2-layer model */
+    double scores_ok[1] = {1.0};
     CHECK(pb_result_structure(r, one, one, one, 1, bad, 1, &err) == -1 && strstr(err.msg, "hhhh.h5.pbtmp"));
     fprintf(stderr, "expected error: %s\n", err.msg);
     bad[1] = 9;
@@ -279,12 +280,13 @@ int main(void) {
     CHECK(pb_result_ppl(r, ".", 1, 0, 0, 1, 1, 1, &err) == -1);
     CHECK(pb_result_zeroshot(r, "", 1, 0, 0, 0, 1, 1, &err) == -1);
     CHECK(pb_result_latency(r, 0, 1, 1, 1, 1, &err) == -1);
-    CHECK(pb_result_importance(r, NULL, 3, 1, &err) == -1);
+    CHECK(pb_result_importance(r, NULL, NULL, NULL, 3, 1, &err) == -1);
+    CHECK(pb_result_importance(r, "a/b", NULL, scores_ok, 1, 1, &err) == -1 && strstr(err.msg, "a/b"));
     CHECK(pb_result_training(r, NULL, NULL, NULL, NULL, NULL, 2, &err) == -1);
     /* empty arrays are fine: a model with no layers left, no training points */
     CHECK(pb_result_structure(r, NULL, NULL, NULL, 0, NULL, 0, &err) == 0);
     CHECK(pb_result_training(r, NULL, NULL, NULL, NULL, NULL, 0, &err) == 0);
-    CHECK(pb_result_importance(r, NULL, 0, 4, &err) == 0);
+    CHECK(pb_result_importance(r, "channels", "channel", NULL, 0, 4, &err) == 0);
     CHECK(pb_result_end(r, NULL, &err) == 0);   /* the file survives the refused calls */
     CHECK(pb_results_index(dir, &n, &err) == 0 && n == 4);
     CHECK(pb_results_index("/nonexistent/pb/results", &n, &err) == -1 && strstr(err.msg, "/nonexistent/pb/results"));

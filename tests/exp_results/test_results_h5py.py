@@ -62,7 +62,7 @@ RUNS = [
         "zeroshot_mean": 63.5,
         "latency": {"1": [12.5, 3.25, 307.0, "123456789"], "4": [20.0, 4.0, 1000.0, "223456789"],
                     "16": [50.0, 8.0, 2000.0, "323456789"]},
-        "importance": {"rows": 5, "cols": 1, "scores": [0.5, 0.25, None, 0.125, 1.5]},
+        "importance": {"rows": 5, "cols": 1, "scores": [0.5, 0.25, None, 0.125, 1.5], "granularity": "block"},
         "training": {"step": [10, 20, 30], "loss": [2.5, 2.25, 2.0], "lr": [1e-4, 9e-5, 8e-5],
                      "grad_norm": [1.5, 1.25, 1.0], "val_loss": [None, None, 2.125]},
     },
@@ -87,7 +87,8 @@ RUNS = [
         "structure": {"n_heads": [6, 0], "n_kv": [3, 0], "ffn": [100, 172],
                       "removed": [[0, 3, 1], [1, 1, 0], [0, 4, 5], [0, 4, 9]]},
         "zeroshot": {"boolq": [0.625, 0.05, None, None, 0.625, 64]},
-        "importance": {"rows": 2, "cols": 4, "scores": [1, 2, 3, 4, 5, 6, None, -1]},
+        "importance": {"rows": 2, "cols": 4, "scores": [1, 2, 3, 4, 5, 6, None, -1], "granularity": "head",
+                       "channels": {"rows": 2, "cols": 3, "scores": [0.5, None, None, 1.5, 2.5, 3.5]}},
     },
 ]
 TASKS = ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
@@ -200,6 +201,16 @@ def check_run_file(r):
             want = np.array([num(x) for x in i["scores"]]).reshape(shape)
             check(d.dtype == np.float64 and d.shape == shape and np.array_equal(d[()], want, equal_nan=True),
                   f"{name}: importance {d.shape}")
+            gr = i.get("granularity")
+            check(f["importance"].attrs.get("granularity") == gr and d.attrs.get("granularity") == gr,
+                  f"{name}: importance granularity {dict(f['importance'].attrs)}")
+            c = i.get("channels")
+            check(("channels" in f["importance"]) == (c is not None), f"{name}: importance tables")
+            if c is not None and "channels" in f["importance"]:
+                dc = f["importance"]["channels"]
+                want = np.array([num(x) for x in c["scores"]]).reshape(c["rows"], c["cols"])
+                check(dc.shape == want.shape and np.array_equal(dc[()], want, equal_nan=True)
+                      and dc.attrs.get("granularity") == "channel", f"{name}: importance channels {dc.shape}")
         if "training" in r:
             t, g = r["training"], f["training"]
             check(g["step"].dtype == np.int64 and g["step"][()].tolist() == t["step"], f"{name}: training step")

@@ -8,6 +8,10 @@
    name, and the final index equals an uninterrupted run's (every column but the times).
 3. Two shards run in parallel, merged with `prunebench index`, give the same index.
 4. `--dry-run` lists every run; `--only` runs one; a malformed file is a located error.
+5. Importance: every finished pruned run file has /importance; a sweep of depth (PPL, modules)
+   and LLM-Pruner at 3 ratios reuses the scores (the progress lines say "(scores reused)"),
+   each file holds them in the documented shape, identical across the ratios, and
+   `prunebench plot DIR --kind importance` draws them into a PNG.
 
 usage: test_run.py        Exit 77 (skip) without ../shared, h5py or pandas."""
 import os
@@ -49,6 +53,23 @@ sweep:
 evaluation:
   ppl: {{datasets: [tinystories], seq_len: 64, max_windows: 20}}
   zeroshot: {{tasks: [piqa], limit: 8}}
+"""
+
+
+IMP = """\
+name: imp
+models:
+  - name: stories260K
+    path: {shared}/models/stories260K/stories260K.gguf
+    tokenizer: {shared}/models/stories260K/tok512.bin
+calibration: {{dataset: tinystories, split: train, samples: 4, seq_len: 64, sampling: contiguous}}
+methods:
+  - {{name: depth-ppl, method: depth, criterion: ppl, granularity: module}}
+  - {{name: llm-pruner, method: llm-pruner, criterion: param_second}}
+sweep:
+  ratio: [0.1, 0.2, 0.3]
+evaluation:
+  ppl: {{datasets: [tinystories], seq_len: 64, max_windows: 4}}
 """
 
 
@@ -130,6 +151,11 @@ def main():
         for g in ("params", "structure", "ppl", "zeroshot"):
             check(g in f, f"run file lacks /{g}")
         check(f.attrs["status"] in ("done", b"done"), "status attribute")
+    # the scores each pruned run ranked by (not the dense run, not the failed one)
+    for _, row in df.iterrows():
+        with h5py.File(os.path.join(full, row["run_id"] + ".h5"), "r") as f:
+            want = row["method"] != "dense" and row["status"] == "done"
+            check(("importance" in f) == want, f"{row['method']} {row['ratio']}: /importance {'absent' if want else 'present'}")
 
     # 2. kills
     killed = os.path.join(TMP, "killed")
@@ -205,7 +231,10 @@ def main():
                       f"training curve: {list(steps)}")
         print(f"  recovery: {len(pr)} run with a 3-step LoRA curve")
 
-    # 5. --only, and a malformed file
+    # 5. importance scores, reused across ratios, in the files and in a plot
+    test_importance(data)
+
+    # 6. --only, and a malformed file
     one = os.path.join(TMP, "one")
     r = run("run", exp, "--out", one, "--only", df["run_id"][0], *data)
     check(r.returncode == 0 and len(final_files(os.path.join(one, "smoke"))) == 1, f"--only: {r.stderr.strip()}")
@@ -216,7 +245,83 @@ def main():
     err = r.stderr.strip()
     check(r.returncode == 1 and len(err.splitlines()) == 1 and "bad.yaml:" in err and "ratio" in err,
           f"malformed file: exit {r.returncode}: {err}")
+
+    # 7. evaluation on CUDA: where the backend cannot be had, the experiment stops with one
+    # line naming the file before any run is recorded; with a GPU its runs finish
+    gpu = os.path.join(TMP, "gpu.yaml")
+    with open(gpu, "w") as f:
+        f.write(EXP.format(shared=SHARED).replace("name: smoke", "name: gpu").replace(
+            "evaluation:\n", "evaluation:\n  device: cuda\n  dtype: f32\n"))
+    out = os.path.join(TMP, "gpu_out")
+    shutil.rmtree(out, ignore_errors=True)
+    r = run("run", gpu, "--out", out, *data)
+    err = r.stderr.strip()
+    gdir = os.path.join(out, "gpu")
+    if r.returncode != 0:
+        check(r.returncode == 1 and "gpu.yaml: evaluation: --device cuda:" in err.splitlines()[-1]
+              and (not os.path.isdir(gdir) or not final_files(gdir)), f"device cuda without a GPU: {err}")
+        print(f"  device cuda: {err.splitlines()[-1]}")
+    else:
+        check(len(final_files(gdir)) == len(df), "device cuda: every run file")
+        print("  device cuda: the run finished on the GPU")
     return 1 if failures else 0
+
+
+def test_importance(data):
+    exp = os.path.join(TMP, "imp.yaml")
+    with open(exp, "w") as f:
+        f.write(IMP.format(shared=os.path.abspath(SHARED)))
+    out = os.path.join(TMP, "imp")
+    r = run("run", exp, "--out", out, *data)
+    if not check(r.returncode == 0, f"importance sweep: {r.stderr.strip()[-500:]}"):
+        return
+    d = os.path.join(out, "imp")
+    df = index_frame(d)
+    # stories260K: 5 layers, 4 KV heads, 172 FFN channels
+    shapes = {"depth-ppl": {"scores": ((5, 2), "module")},
+              "llm-pruner": {"scores": ((5, 4), "head"), "channels": ((5, 172), "channel")}}
+    for method, tables in shapes.items():
+        rows = df[df["method"] == method]
+        check(len(rows) == 3 and (rows["status"] == "done").all(), f"{method}: {rows[['ratio', 'status']]}")
+        # the first run of a method computes its scores, the other two ratios reuse them
+        lines = [l for l in r.stderr.splitlines() if f"/{method}/" in l and "done" in l]
+        reused = [l for l in lines if "(scores reused)" in l]
+        check(len(lines) == 3 and len(reused) == 2, f"{method}: progress lines {lines}")
+        first = {}
+        for _, row in rows.iterrows():
+            with h5py.File(os.path.join(d, row["run_id"] + ".h5"), "r") as f:
+                if not check("importance" in f, f"{method} ratio {row['ratio']}: no /importance"):
+                    continue
+                g = f["importance"]
+                check(g.attrs.get("granularity") == tables["scores"][1], f"{method}: granularity {dict(g.attrs)}")
+                for name, (shape, gran) in tables.items():
+                    if not check(name in g, f"{method} ratio {row['ratio']}: no /importance/{name}"):
+                        continue
+                    a = g[name][()]
+                    check(a.shape == shape and g[name].attrs.get("granularity") == gran
+                          and np.isfinite(a).all(), f"{method}/{name}: shape {a.shape}, {dict(g[name].attrs)}")
+                    # the unpruned model's scores: the same bits whatever the ratio
+                    if name in first:
+                        check(np.array_equal(a, first[name]), f"{method}/{name}: ratio {row['ratio']} differs")
+                    else:
+                        first[name] = a
+        print(f"  importance {method}: {', '.join(f'{k} {v.shape}' for k, v in first.items())}; "
+              f"{len(reused)} of {len(lines)} runs reused the scores")
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print("  note: no matplotlib for this interpreter: plot not checked")
+        return
+    png = os.path.join(TMP, "importance.png")
+    if os.path.exists(png):
+        os.remove(png)
+    p = subprocess.run([BIN, "plot", d, "--kind", "importance", "--out", png], capture_output=True, text=True,
+                       env=dict(os.environ, PRUNEBENCH_PYTHON=sys.executable))
+    ok = p.returncode == 0 and os.path.exists(png)
+    if check(ok, f"plot --kind importance: exit {p.returncode}: {p.stderr.strip()[-300:]}"):
+        with open(png, "rb") as f:
+            check(f.read(8) == b"\x89PNG\r\n\x1a\n", "plot: not a PNG")
+        print(f"  plot --kind importance: {png} ({os.path.getsize(png)} bytes)")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,15 @@
  *                            file per tensor, named as Hugging Face names it
  *                            (DIR/model.layers.0.self_attn.q_proj.weight.f32)
  *     --save DIR             write the model back with pb_hf_save
- *     --dtype f32|f16|bf16   the dtype --save writes (default f32)
+ *     --dtype f32|f16|bf16   the dtype --save writes (default f32); with --device, also the
+ *                            backend's weight storage (default: the backend's, bf16 on cuda)
  *     --max-shard-bytes N    shard --save's output (default 0: one model.safetensors)
+ *     --device cpu|cuda      run --logits on this backend (pb_ops_get + pb_model_to_backend);
+ *                            --info, --tensors and --save still read the host model
  *     --logits IDS OUT       IDS: text "B T" followed by B*T token ids (row-major); OUT: the
- *                            raw little-endian fp32 logits (B, T, vocab_size)
+ *                            raw little-endian fp32 logits (B, T, vocab_size). May be given up
+ *                            to 16 times: the pairs run in order on the one loaded model (the
+ *                            agreement tests pay a device start-up once, not per input)
  *     --decode               --logits run token by token through the KV cache, not in one forward
  *     --lora DIR             apply the LoRA adapter in DIR (PEFT layout), unmerged, to --logits
  * The actions run in the order listed; with none, pb_dump only loads. A load failure prints
@@ -30,6 +35,7 @@
  * bos, eos, kind: "spm" or "bytelevel"}. */
 #include "load.h"
 #include "lora.h"
+#include "ops.h"
 #include "pb_test_model.h"
 
 #include <cjson/cJSON.h>
@@ -252,13 +258,31 @@ static int dump_logits(pb_model *m, const char *ids_path, const char *out_path, 
 static int usage(void) {
     fprintf(stderr, "usage: pb_dump [--tok] [--tokenizer PATH] [--threads N] [--info] [--tensors DIR]\n"
                     "               [--save DIR [--dtype f32|f16|bf16] [--max-shard-bytes N]]\n"
-                    "               [--logits IDS_FILE OUT_FILE [--decode] [--lora DIR]] MODEL\n");
+                    "               [--device cpu|cuda [--dtype f32|f16|bf16]]\n"
+                    "               [--logits IDS_FILE OUT_FILE]... [--decode] [--lora DIR] MODEL\n");
     return 2;
 }
 
+/* Replaces host model *m by its copy on device (dtype NULL: the backend's default); the CPU
+ * backend keeps the host model, as the CLI's --device does. */
+static int to_device(pb_model **m, const char *device, const char *dtype) {
+    pb_err err = {0};
+    const pb_ops *ops = pb_ops_get(device, dtype, &err);
+    if (!ops) return fail("%s", err.msg);
+    if (ops == pb_ops_cpu()) return 0;
+    pb_model *dm = NULL;
+    if (pb_model_to_backend(*m, ops, &dm, &err) != 0) return fail("%s", err.msg);
+    pb_model_free(*m);
+    *m = dm;
+    return 0;
+}
+
+enum { MAX_LOGITS = 16 };
+
 int main(int argc, char **argv) {
-    const char *model = NULL, *tensors_dir = NULL, *save_dir = NULL, *ids_path = NULL, *logits_path = NULL;
-    const char *lora_dir = NULL;
+    const char *model = NULL, *tensors_dir = NULL, *save_dir = NULL, *ids_path[MAX_LOGITS], *logits_path[MAX_LOGITS];
+    const char *lora_dir = NULL, *device = NULL, *dtype = NULL;
+    int n_logits = 0;
     bool want_tok = false, want_info = false, decode = false;
     pb_load_opts opts = {0};
     pb_save_opts so = {PB_DTYPE_F32, NULL, 0};
@@ -277,9 +301,13 @@ int main(int argc, char **argv) {
             else if (!strcmp(d, "f16")) so.dtype = PB_DTYPE_F16;
             else if (!strcmp(d, "bf16")) so.dtype = PB_DTYPE_BF16;
             else return usage();
-        } else if (!strcmp(a, "--max-shard-bytes") && more) so.max_shard_bytes = (size_t)strtoull(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--logits") && i + 2 < argc) ids_path = argv[++i], logits_path = argv[++i];
-        else if (!strcmp(a, "--decode")) decode = true;
+            dtype = d;
+        } else if (!strcmp(a, "--device") && more) device = argv[++i];
+        else if (!strcmp(a, "--max-shard-bytes") && more) so.max_shard_bytes = (size_t)strtoull(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--logits") && i + 2 < argc && n_logits < MAX_LOGITS) {
+            ids_path[n_logits] = argv[i + 1], logits_path[n_logits] = argv[i + 2];
+            n_logits++, i += 2;
+        } else if (!strcmp(a, "--decode")) decode = true;
         else if (!strcmp(a, "--lora") && more) lora_dir = argv[++i];
         else if (a[0] != '-' && !model) model = a;
         else return usage();
@@ -308,7 +336,8 @@ int main(int argc, char **argv) {
         cJSON_Delete(o);
     }
     if (!rc && save_dir && pb_hf_save(m, save_dir, &so, &err) != 0) rc = fail("%s", err.msg);
-    if (!rc && ids_path) rc = dump_logits(m, ids_path, logits_path, decode);
+    if (!rc && device && n_logits) rc = to_device(&m, device, dtype);
+    for (int k = 0; k < n_logits && !rc; k++) rc = dump_logits(m, ids_path[k], logits_path[k], decode);
     if (tok) pb_tok_free(tok);
     pb_model_free(m);
     return rc;

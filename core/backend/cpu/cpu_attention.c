@@ -1,4 +1,4 @@
-/* cpu_attention.c — causal grouped-query attention for one sequence, fp32.
+/* cpu_attention.c — causal grouped-query attention for a batch of sequences, fp32.
  *
  * Two paths with the same semantics:
  *  - prefill (many query rows): per (head, tile of query rows), scores = Q K^T and
@@ -86,8 +86,9 @@ static void attend_tile(float *out, const float *q, const float *k, const float 
     }
 }
 
-void pb_cpu_attention(float *out, const float *q, const float *k, const float *v, int T, int p0, int n_heads,
-                      int n_kv, int hd, int kv_stride) {
+/* One sequence: q, out (T, n_heads, hd); k, v (n_kv, kv_stride, hd). */
+static void attention_seq(float *out, const float *q, const float *k, const float *v, int T, int p0, int n_heads,
+                          int n_kv, int hd, int kv_stride) {
     if (T <= 0 || n_heads <= 0 || n_kv <= 0 || hd <= 0) return;
     int group = n_heads / n_kv;
     float scale = (float)(1.0 / sqrt((double)hd));
@@ -123,4 +124,28 @@ void pb_cpu_attention(float *out, const float *q, const float *k, const float *v
         }
         free(S);
     }
+}
+
+void pb_cpu_attention(float *out, const float *q, const float *k, const float *v, int B, int T, int p0, int n_heads,
+                      int n_kv, int hd, int kv_stride, size_t batch_stride) {
+    if (B <= 0 || T <= 0 || n_heads <= 0 || n_kv <= 0 || hd <= 0) return;
+    size_t qs = (size_t)T * n_heads * hd; /* floats per sequence of q and out */
+    if (T < GEMM_MIN_ROWS && B > 1) {
+        /* batched decode: every (sequence, head, row) is one task, so that a batch of
+         * single-row sequences fills the threads as well as one long sequence does */
+        int group = n_heads / n_kv, tasks = B * n_heads * T;
+        float scale = (float)(1.0 / sqrt((double)hd));
+        size_t kv_head = (size_t)kv_stride * hd;
+        double work = (double)B * n_heads * T * (p0 + T) * hd;
+#pragma omp parallel for schedule(static) if (work >= PAR_MIN_WORK)
+        for (int task = 0; task < tasks; task++) {
+            int b = task / (n_heads * T), r = task % (n_heads * T), h = r / T, t = r % T, g = h / group;
+            const float *kb = k + (size_t)b * batch_stride + g * kv_head, *vb = v + (size_t)b * batch_stride + g * kv_head;
+            attend_rows(out + b * qs, q + b * qs, kb, vb, t, t + 1, p0, h, n_heads, hd, scale);
+        }
+        return;
+    }
+    for (int b = 0; b < B; b++)
+        attention_seq(out + b * qs, q + b * qs, k + (size_t)b * batch_stride, v + (size_t)b * batch_stride, T, p0,
+                      n_heads, n_kv, hd, kv_stride);
 }

@@ -20,8 +20,8 @@ static inline float pb_cpu_dot(const float *a, const float *b, int n) {
 }
 
 /* The pb_ops.attention entry (see ops.h for shapes). */
-void pb_cpu_attention(float *out, const float *q, const float *k, const float *v, int T, int p0, int n_heads,
-                      int n_kv, int hd, int kv_stride);
+void pb_cpu_attention(float *out, const float *q, const float *k, const float *v, int B, int T, int p0, int n_heads,
+                      int n_kv, int hd, int kv_stride, size_t batch_stride);
 
 /* The backward entries defined in cpu_backward.c / cpu_attention_bwd.c (see ops.h). */
 void pb_cpu_linear_bwd(float *dx, float *dW, float *db, const float *dy, const float *x, const float *W, int n,

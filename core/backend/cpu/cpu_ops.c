@@ -8,13 +8,15 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Below this many elements an OpenMP fork costs more than the loop itself. */
 #define PAR_MIN 32768
 
-static void cpu_linear(float *y, const float *x, const float *W, const float *b, int n, int in, int out,
+static void cpu_linear(float *y, const float *x, const void *Wv, const float *b, int n, int in, int out,
                        bool accumulate) {
+    const float *W = Wv;
     if (n <= 0 || out <= 0) return;
     float beta = accumulate ? 1.0f : 0.0f;
     if (b) {
@@ -103,12 +105,93 @@ static void cpu_dropout(float *y, const float *x, int64_t n, float p, uint64_t k
         y[i] = (uint32_t)(pb_mix64(key + (uint64_t)i) >> 40) >= thresh ? x[i] * keep : 0.0f;
 }
 
-static void cpu_embedding(float *x, const float *table, const int32_t *tok, int n, int d) {
+static void cpu_embedding(float *x, const void *tablev, const int32_t *tok, int n, int d) {
+    const float *table = tablev;
     for (int i = 0; i < n; i++) memcpy(x + (size_t)i * d, table + (size_t)tok[i] * d, (size_t)d * sizeof(float));
+}
+
+static void cpu_kv_store(float *kc, float *vc, const float *k, const float *v, int B, int T, int p0, int n_kv, int hd,
+                         int kv_stride, size_t batch_stride) {
+    size_t row = (size_t)hd * sizeof(float);
+    for (int b = 0; b < B; b++)
+        for (int g = 0; g < n_kv; g++)
+            for (int t = 0; t < T; t++) {
+                size_t src = (((size_t)b * T + t) * n_kv + g) * hd;
+                size_t dst = (size_t)b * batch_stride + ((size_t)g * kv_stride + p0 + t) * hd;
+                memcpy(kc + dst, k + src, row);
+                memcpy(vc + dst, v + src, row);
+            }
+}
+
+static void cpu_token_nll(double *nll, uint8_t *greedy, const float *logits, const int32_t *target, int64_t n,
+                          int vocab) {
+#pragma omp parallel for schedule(static) if (n * vocab >= PAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        int tg = target[i];
+        if (tg < 0) {
+            nll[i] = 0.0;
+            if (greedy) greedy[i] = 0;
+            continue;
+        }
+        const float *r = logits + i * (int64_t)vocab;
+        float mx = r[0];
+        for (int v = 1; v < vocab; v++) mx = r[v] > mx ? r[v] : mx;
+        double z = 0;
+        for (int v = 0; v < vocab; v++) z += exp((double)r[v] - mx);
+        nll[i] = (double)mx + log(z) - (double)r[tg];
+        if (greedy) {
+            /* the first maximum is the target iff nothing beats it and nothing before it ties */
+            float xt = r[tg];
+            int beat = 0;
+            for (int v = 0; v < vocab; v++) beat += r[v] > xt;
+            for (int v = 0; v < tg; v++) beat += r[v] == xt;
+            greedy[i] = beat == 0;
+        }
+    }
+}
+
+/* ---- memory: the host's own ------------------------------------------------------------ */
+
+static void *cpu_alloc(size_t bytes, pb_err *err) {
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p) pb_err_set(err, "cpu: out of memory for %zu bytes", bytes);
+    return p;
+}
+
+static void cpu_free(void *p) { free(p); }
+
+static int cpu_copy_in(void *dst, const void *src, size_t bytes, pb_err *err) {
+    (void)err;
+    if (bytes) memcpy(dst, src, bytes);
+    return 0;
+}
+
+static int cpu_upload_weights(void *dst, const float *src, size_t n, pb_err *err) {
+    return cpu_copy_in(dst, src, n * sizeof(float), err);
+}
+
+static void cpu_copy2d(void *dst, size_t dpitch, const void *src, size_t spitch, size_t width, size_t height) {
+    for (size_t i = 0; i < height; i++) memmove((char *)dst + i * dpitch, (const char *)src + i * spitch, width);
+}
+
+static int cpu_sync(pb_err *err) {
+    (void)err;
+    return 0;
 }
 
 static const pb_ops cpu_ops = {
     .name = "cpu",
+    .device = false,
+    .wtype = PB_DT_F32,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_copy_in,
+    .download = cpu_copy_in,
+    .upload_weights = cpu_upload_weights,
+    .copy2d = cpu_copy2d,
+    .sync = cpu_sync,
+    .kv_store = cpu_kv_store,
+    .token_nll = cpu_token_nll,
     .linear = cpu_linear,
     .rmsnorm = cpu_rmsnorm,
     .rope = cpu_rope,
