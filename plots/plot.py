@@ -270,21 +270,11 @@ def layer_scores(path):
     return s
 
 
-# criteria whose scores are standardised per layer (FLAP's metrics)
-STANDARDISED = ("wifv", "ifv", "wifn")
-
-
 def plot_importance(ax, df, args):
     import numpy as np
 
     drawn = 0
     for i, (key, label, fam, rows) in enumerate(series(df)):
-        if key[2] in STANDARDISED:
-            # FLAP standardises its scores within each layer (mean 0 per layer and module): a
-            # per-layer mean would draw rounding noise, so the line is left out, with a note
-            print(f"plot: note: {label}: FLAP's {key[2]} scores are standardised within each layer; "
-                  "a per-layer line would be noise: not drawn", file=sys.stderr)
-            continue
         for _, r in rows.iterrows():   # scores do not depend on the ratio: the first run that has them
             s = layer_scores(os.path.join(r["dir"], f"{r['run_id']}.h5"))
             if s is None or not np.isfinite(s).any():
