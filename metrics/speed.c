@@ -26,10 +26,10 @@ pb_speed_device pb_speed_device_of(const pb_model *m) {
     return pb_model_on_host(m) ? PB_SPEED_CPU : PB_SPEED_CUDA;
 }
 
-/* The CUDA backend's memory counters (shared by its tables; NULL when absent). */
+/* The CUDA backend's memory counters (one set for all its tables; NULL when absent). */
 static const pb_ops *cuda_ops(void) {
     pb_err e = {0};
-    return pb_ops_cuda(PB_DT_BF16, &e);
+    return pb_ops_get("cuda", NULL, &e);
 }
 
 /* ---- the decode path ------------------------------------------------------------------ */

@@ -11,7 +11,6 @@
 #include "model.h"
 #include "ops.h"
 
-#include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -64,9 +63,7 @@ static const float *host_values(const pb_model *m, const tensor_job *j, float **
     float *w = malloc(j->n * sizeof(float));
     if (!w) return pb_err_set(err, "to device: out of memory merging a LoRA adapter"), NULL;
     memcpy(w, j->src, j->n * sizeof(float));
-    /* W (out, in) += scale * B (out, r) @ A (r, in), as pb_lora_merge does */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, m->lora->rank, m->lora->scale, p->B,
-                m->lora->rank, p->A, p->in, 1.0f, w, p->in);
+    pb_lora_pair_merge(m->lora, p, w);
     *tmp = w;
     return w;
 }

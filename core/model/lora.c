@@ -154,15 +154,19 @@ static float *proj_weight(pb_layer *L, pb_lora_target t) {
     }
 }
 
+void pb_lora_pair_merge(const pb_lora *l, const pb_lora_pair *p, float *W) {
+    /* W (out, in) += scale * B (out, r) @ A (r, in) */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, l->rank, l->scale, p->B, l->rank, p->A, p->in,
+                1.0f, W, p->in);
+}
+
 int pb_lora_merge(pb_lora *l, pb_model *m, pb_err *err) {
     PB_TRY(pb_lora_check(l, m, err));
     for (int i = 0; i < l->n_layers; i++)
         for (int t = 0; t < PB_LORA_N; t++) {
             const pb_lora_pair *p = &l->ad[i][t];
             if (!p->A) continue;
-            /* W (out, in) += scale * B (out, r) @ A (r, in) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, p->out, p->in, l->rank, l->scale, p->B, l->rank,
-                        p->A, p->in, 1.0f, proj_weight(&m->layers[i], (pb_lora_target)t), p->in);
+            pb_lora_pair_merge(l, p, proj_weight(&m->layers[i], (pb_lora_target)t));
         }
     if (m->lora == l) m->lora = NULL;
     return 0;

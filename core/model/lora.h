@@ -60,6 +60,10 @@ int64_t pb_lora_params(const pb_lora *l);
 /* Checks that l fits m (layer count and every adapter's shape). */
 int pb_lora_check(const pb_lora *l, const struct pb_model *m, pb_err *err);
 
+/* W (p's projection shape) += scale * B A for one adapter: the merge of pb_lora_merge, also
+ * applied to copies (pb_model_to_backend). */
+void pb_lora_pair_merge(const pb_lora *l, const pb_lora_pair *p, float *W);
+
 /* W += scale * B A for every adapter, then detaches l from m (m->lora = NULL when it was l).
  * The model's weights must be writable (loaded models are: files are mapped copy-on-write). */
 int pb_lora_merge(pb_lora *l, struct pb_model *m, pb_err *err);

@@ -80,9 +80,9 @@ static void check_model(const char *name, pb_model *m) {
     {
         size_t N = (size_t)NB * NT;
         int32_t *tg = malloc(N * sizeof *tg);
-        double *s0 = malloc(N * sizeof *s0), *s1 = malloc(N * sizeof *s1), *s2 = malloc(N * sizeof *s2);
+        double *s1 = malloc(N * sizeof *s1), *s2 = malloc(N * sizeof *s2);
         uint8_t *g1 = malloc(N), *g2 = malloc(N);
-        REQUIRE(tg && s0 && s1 && s2 && g1 && g2, "out of memory");
+        REQUIRE(tg && s1 && s2 && g1 && g2, "out of memory");
         REQUIRE(pb_model_forward(m, st, tok, NB, NT, NULL, ref, false, &err) == 0, "%s", err.msg);
         for (size_t i = 0; i < N; i++) {
             /* every third row unscored; some targets are the argmax, so greedy is exercised both ways */
@@ -107,7 +107,7 @@ static void check_model(const char *name, pb_model *m) {
         CHECK_MSG(memcmp(s1, s2, N * sizeof *s1) == 0 && memcmp(g1, g2, N) == 0, "%s: scores differ on the copy", name);
         tg[5] = V;
         CHECK(pb_model_score(d, st, tok, NB, NT, NULL, tg, s2, g2, &err) != 0 && strstr(err.msg, "vocabulary"));
-        free(tg), free(s0), free(s1), free(s2), free(g1), free(g2);
+        free(tg), free(s1), free(s2), free(g1), free(g2);
     }
 
     /* decode with caches of both models, step by step */
